@@ -1,0 +1,1 @@
+"""Argument parsing for each `distill` subcommand group; the work itself lives in the library."""

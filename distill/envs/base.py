@@ -1,0 +1,154 @@
+"""The goal-conditioned MJX environment interface every env implements.
+
+An env is a pair of pure functions, `reset(key) -> EnvState` and `step(state, action) -> EnvState`,
+so that `jax.vmap` batches it and `jax.jit`/`jax.lax.scan` roll it out. `step` auto-resets: when an
+episode ends, the returned state already belongs to the next episode, with a freshly drawn goal
+(JaxGCRL #53 never redrew it), while `done`, `success` and `dist` still describe the step that ended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import mujoco
+from mujoco import mjx
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static description of an env: what a teacher, a dataset and a robot need to agree on."""
+
+    name: str
+    obs_dim: int
+    """State dims of the observation (the part before the goal)."""
+    goal_dim: int
+    action_dim: int
+    goal_indices: tuple[int, ...]
+    """Indices into the state that hold the achieved goal, used to relabel future states as goals."""
+    episode_length: int
+    control_dt: float
+    success_radius: float
+    obs_names: tuple[str, ...]
+    """One name per observation dim (state then goal), written into datasets and deploy files."""
+    action_names: tuple[str, ...]
+
+    @property
+    def input_dim(self) -> int:
+        return self.obs_dim + self.goal_dim
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class EnvState:
+    """One env's state. Batched states carry a leading env axis on every leaf."""
+
+    data: mjx.Data
+    obs: jax.Array
+    """State followed by goal, exactly what the teacher's actor reads."""
+    goal: jax.Array
+    t: jax.Array
+    """Steps taken in the current episode."""
+    episode: jax.Array
+    """Episodes started by this env so far; tells trajectories apart for goal relabelling."""
+    done: jax.Array
+    """True on the step that ended an episode (the state returned is already the next one's)."""
+    success: jax.Array
+    """Whether the state the last action led to is within the success radius."""
+    dist: jax.Array
+    """Distance to the goal of the state the last action led to."""
+    key: jax.Array
+
+    def replace(self, **changes) -> "EnvState":
+        return dataclasses.replace(self, **changes)
+
+
+class MjxGoalEnv:
+    """Shared machinery of our MJX goal envs: frame skip, metrics, auto-reset with a new goal.
+
+    Subclasses build an `mujoco.MjModel`, then fill in the four hooks below. Everything here is
+    a pure function of its inputs, so one instance can be shared by every jit'd caller.
+    """
+
+    spec: EnvSpec
+    n_frames: int
+
+    def __init__(self, mj_model: mujoco.MjModel, spec: EnvSpec, n_frames: int) -> None:
+        self.mj_model = mj_model
+        self.mjx_model = mjx.put_model(mj_model)
+        self.spec = spec
+        self.n_frames = n_frames
+        control_dt = float(mj_model.opt.timestep) * n_frames
+        if abs(control_dt - spec.control_dt) > 1e-9:
+            raise ValueError(f"{spec.name}: control_dt {spec.control_dt} != timestep x n_frames")
+
+    # --- hooks -------------------------------------------------------------------------------
+    def sample_initial(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Returns (qpos, qvel, goal) for a new episode."""
+        raise NotImplementedError
+
+    def observe(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
+        """Returns the state part of the observation (length spec.obs_dim)."""
+        raise NotImplementedError
+
+    def achieved_goal(self, data: mjx.Data) -> jax.Array:
+        """The position that success is measured on (length spec.goal_dim)."""
+        raise NotImplementedError
+
+    def apply_action(self, data: mjx.Data, action: jax.Array) -> mjx.Data:
+        """Writes a policy action in [-1, 1] into the controls."""
+        return data.replace(ctrl=jnp.clip(action, -1.0, 1.0))
+
+    def goal_observation(self, goal: jax.Array) -> jax.Array:
+        """The goal part of the observation; the goal itself unless an env pads it."""
+        return goal
+
+    def is_unhealthy(self, data: mjx.Data) -> jax.Array:
+        """Early termination (e.g. a fallen ant); False by default."""
+        return jnp.asarray(False)
+
+    # --- interface ---------------------------------------------------------------------------
+    def _start(self, key: jax.Array, episode: jax.Array) -> EnvState:
+        key, init_key = jax.random.split(key)
+        qpos, qvel, goal = self.sample_initial(init_key)
+        data = mjx.make_data(self.mjx_model).replace(qpos=qpos, qvel=qvel)
+        data = mjx.forward(self.mjx_model, data)
+        return EnvState(
+            data=data,
+            obs=jnp.concatenate([self.observe(data, goal), self.goal_observation(goal)]),
+            goal=goal,
+            t=jnp.zeros((), jnp.int32),
+            episode=episode,
+            done=jnp.zeros((), bool),
+            success=jnp.zeros((), jnp.float32),
+            dist=jnp.linalg.norm(self.achieved_goal(data) - goal),
+            key=key,
+        )
+
+    def reset(self, key: jax.Array) -> EnvState:
+        return self._start(key, jnp.zeros((), jnp.int32))
+
+    def step(self, state: EnvState, action: jax.Array) -> EnvState:
+        data = self.apply_action(state.data, action)
+
+        def substep(d, _):
+            return mjx.step(self.mjx_model, d), None
+
+        data, _ = jax.lax.scan(substep, data, None, length=self.n_frames)
+        dist = jnp.linalg.norm(self.achieved_goal(data) - state.goal)
+        success = (dist < self.spec.success_radius).astype(jnp.float32)
+        t = state.t + 1
+        done = (t >= self.spec.episode_length) | self.is_unhealthy(data)
+        stepped = state.replace(
+            data=data,
+            obs=jnp.concatenate([self.observe(data, state.goal), self.goal_observation(state.goal)]),
+            t=t,
+            done=done,
+            success=success,
+            dist=dist,
+        )
+        fresh = self._start(state.key, state.episode + 1)
+        fresh = fresh.replace(done=done, success=success, dist=dist)
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), fresh, stepped)

@@ -1,0 +1,130 @@
+"""Native teacher checkpoints: `teacher.toml` (what the teacher is) + safetensors (its weights).
+
+The toml is self-describing, so a teacher loads from its folder alone; the weights' sha256 is
+recorded there and checked on every load, so a swapped or truncated file is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomli_w
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from distill.atomic import write_bytes_atomic, write_text_atomic
+from distill.errors import DistillError
+from distill.teachers.networks import CRLArch, Params
+
+TOML_NAME = "teacher.toml"
+WEIGHTS_NAME = "weights.safetensors"
+SEP = "/"
+
+
+def flatten(tree: Params, prefix: str = "") -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{SEP}{key}" if prefix else key
+        if isinstance(value, dict):
+            out.update(flatten(value, name))
+        else:
+            out[name] = np.asarray(value)
+    return out
+
+
+def unflatten(flat: dict[str, np.ndarray]) -> Params:
+    tree: Params = {}
+    for name, value in flat.items():
+        node = tree
+        *parents, leaf = name.split(SEP)
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_teacher(
+    directory: str | Path,
+    *,
+    name: str,
+    env: str,
+    arch: CRLArch,
+    actor: Params,
+    critic: Params,
+    provenance: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+) -> Path:
+    """Writes weights then the toml (each atomically); the toml names the weights' sha256."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    flat = flatten({"actor": actor, "critic": critic})
+    flat = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in flat.items()}
+    blob = st_save(flat)
+    write_bytes_atomic(directory / WEIGHTS_NAME, blob)
+    doc: dict[str, Any] = {
+        "name": name,
+        "env": env,
+        "arch": asdict(arch),
+        "weights": {"file": WEIGHTS_NAME, "sha256": sha256_bytes(blob), "format": "safetensors"},
+        "provenance": provenance,
+    }
+    if metrics:
+        doc["metrics"] = metrics
+    if training:
+        doc["training"] = training
+    write_text_atomic(directory / TOML_NAME, tomli_w.dumps(doc))
+    return directory
+
+
+def read_toml(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / TOML_NAME
+    if not path.is_file():
+        raise DistillError(f"no {TOML_NAME} in {directory}: not a teacher folder")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise DistillError(f"{path}: invalid TOML ({exc}); fix or re-create the file") from None
+
+
+def arch_from_toml(doc: dict[str, Any], path: Path) -> CRLArch:
+    try:
+        return CRLArch(**doc["arch"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DistillError(f"{path / TOML_NAME}: bad [arch] table ({exc})") from None
+
+
+def load_weights(directory: str | Path, doc: dict[str, Any]) -> tuple[Params, Params]:
+    """Reads the safetensors named in the toml after checking its sha256."""
+    directory = Path(directory)
+    weights = doc.get("weights") or {}
+    path = directory / weights.get("file", WEIGHTS_NAME)
+    if not path.is_file():
+        raise DistillError(f"teacher {doc.get('name', directory.name)!r} has no weights ({path} is missing)")
+    blob = path.read_bytes()
+    expected = weights.get("sha256")
+    actual = sha256_bytes(blob)
+    if expected != actual:
+        raise DistillError(
+            f"{path}: sha256 {actual[:12]}… does not match {expected and expected[:12]}… in {TOML_NAME}; "
+            "the weights were changed or truncated — restore them or re-import the teacher"
+        )
+    tree = unflatten(dict(st_load(blob)))
+    return tree["actor"], tree["critic"]

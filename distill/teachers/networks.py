@@ -1,0 +1,168 @@
+"""CRL networks as scaling-crl defines them, with residual blocks stacked and applied by `lax.scan`.
+
+Every network is a pytree of arrays (no module objects), so parameters go straight to safetensors:
+  input:  Dense(W) -> LayerNorm -> Swish
+  blocks: depth // 4 residual blocks of four [Dense(W) -> LayerNorm -> Swish], identity added
+          after the fourth; stored stacked as [depth // 4, 4, ...] and scanned, so a 1,024-layer
+          network compiles as fast as a 4-layer one.
+  head:   critic encoders Dense(repr_dim); the actor two Dense(action) heads (mean, log_std).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+Params = dict[str, Any]
+
+LOG_STD_MIN = -5.0
+LOG_STD_MAX = 2.0
+LAYER_NORM_EPS = 1e-6  # flax.linen.LayerNorm's default, which scaling-crl uses
+REPR_DIM = 64
+
+
+@dataclass(frozen=True)
+class CRLArch:
+    """The architecture of a CRL teacher: everything needed to rebuild its networks."""
+
+    obs_dim: int
+    goal_dim: int
+    action_dim: int
+    actor_depth: int
+    critic_depth: int
+    width: int = 256
+    repr_dim: int = REPR_DIM
+
+    def __post_init__(self) -> None:
+        for field in ("actor_depth", "critic_depth"):
+            depth = getattr(self, field)
+            if depth < 0 or depth % 4 or depth > 1024:
+                raise ValueError(f"{field}={depth}: must be a multiple of 4 between 0 and 1,024")
+
+
+def _dense_init(key: jax.Array, fan_in: int, fan_out: int, lead: tuple[int, ...] = ()) -> Params:
+    """LeCun-uniform kernel (variance_scaling(1/3, fan_in, uniform)) and zero bias, as scaling-crl."""
+    limit = jnp.sqrt(1.0 / fan_in)
+    kernel = jax.random.uniform(key, lead + (fan_in, fan_out), jnp.float32, -limit, limit)
+    return {"kernel": kernel, "bias": jnp.zeros(lead + (fan_out,), jnp.float32)}
+
+
+def _norm_init(width: int, lead: tuple[int, ...] = ()) -> Params:
+    return {"scale": jnp.ones(lead + (width,), jnp.float32), "bias": jnp.zeros(lead + (width,), jnp.float32)}
+
+
+def init_trunk(key: jax.Array, in_dim: int, width: int, depth: int) -> Params:
+    k_in, k_blocks = jax.random.split(key)
+    n_blocks = depth // 4
+    return {
+        "input": {"dense": _dense_init(k_in, in_dim, width), "norm": _norm_init(width)},
+        "blocks": {
+            "dense": _dense_init(k_blocks, width, width, (n_blocks, 4)),
+            "norm": _norm_init(width, (n_blocks, 4)),
+        },
+    }
+
+
+def init_encoder(key: jax.Array, in_dim: int, width: int, depth: int, repr_dim: int = REPR_DIM) -> Params:
+    k_trunk, k_out = jax.random.split(key)
+    return {"trunk": init_trunk(k_trunk, in_dim, width, depth), "out": _dense_init(k_out, width, repr_dim)}
+
+
+def init_actor(key: jax.Array, arch: CRLArch) -> Params:
+    k_trunk, k_mean, k_std = jax.random.split(key, 3)
+    return {
+        "trunk": init_trunk(k_trunk, arch.obs_dim + arch.goal_dim, arch.width, arch.actor_depth),
+        "mean": _dense_init(k_mean, arch.width, arch.action_dim),
+        "log_std": _dense_init(k_std, arch.width, arch.action_dim),
+    }
+
+
+def init_critic(key: jax.Array, arch: CRLArch) -> Params:
+    k_sa, k_g = jax.random.split(key)
+    return {
+        "sa_encoder": init_encoder(k_sa, arch.obs_dim + arch.action_dim, arch.width, arch.critic_depth, arch.repr_dim),
+        "g_encoder": init_encoder(k_g, arch.goal_dim, arch.width, arch.critic_depth, arch.repr_dim),
+    }
+
+
+def dense(p: Params, x: jax.Array) -> jax.Array:
+    return x @ p["kernel"].astype(x.dtype) + p["bias"].astype(x.dtype)
+
+
+def layer_norm(p: Params, x: jax.Array) -> jax.Array:
+    """LayerNorm computed in float32 whatever the compute dtype, as flax does for bf16 inputs."""
+    x32 = x.astype(jnp.float32)
+    mean = jnp.mean(x32, axis=-1, keepdims=True)
+    var = jnp.maximum(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) - jnp.square(mean), 0.0)
+    y = (x32 - mean) * jax.lax.rsqrt(var + LAYER_NORM_EPS)
+    return (y * p["scale"] + p["bias"]).astype(x.dtype)
+
+
+def _layer(dense_p: Params, norm_p: Params, x: jax.Array) -> jax.Array:
+    return jax.nn.swish(layer_norm(norm_p, dense(dense_p, x)))
+
+
+def apply_trunk(p: Params, x: jax.Array, remat: bool = False) -> jax.Array:
+    x = _layer(p["input"]["dense"], p["input"]["norm"], x)
+
+    def block(h, block_p):
+        identity = h
+        for i in range(4):
+            h = _layer(
+                jax.tree_util.tree_map(lambda a: a[i], block_p["dense"]),
+                jax.tree_util.tree_map(lambda a: a[i], block_p["norm"]),
+                h,
+            )
+        return h + identity, None
+
+    if remat:
+        block = jax.checkpoint(block)
+    x, _ = jax.lax.scan(block, x, p["blocks"])
+    return x
+
+
+def apply_encoder(p: Params, x: jax.Array, remat: bool = False) -> jax.Array:
+    return dense(p["out"], apply_trunk(p["trunk"], x, remat))
+
+
+def actor_dist(p: Params, obs: jax.Array, remat: bool = False) -> tuple[jax.Array, jax.Array]:
+    """(mean, log_std) with log_std squashed into [LOG_STD_MIN, LOG_STD_MAX]."""
+    h = apply_trunk(p["trunk"], obs, remat)
+    mean = dense(p["mean"], h)
+    raw = jnp.tanh(dense(p["log_std"], h))
+    log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (raw + 1.0)
+    return mean.astype(jnp.float32), log_std.astype(jnp.float32)
+
+
+def actor_act(p: Params, obs: jax.Array) -> jax.Array:
+    """The deterministic action: tanh of the mean."""
+    return jnp.tanh(actor_dist(p, obs)[0])
+
+
+def critic_reprs(
+    p: Params, state: jax.Array, action: jax.Array, goal: jax.Array, remat: bool = False
+) -> tuple[jax.Array, jax.Array]:
+    sa = apply_encoder(p["sa_encoder"], jnp.concatenate([state, action.astype(state.dtype)], -1), remat)
+    g = apply_encoder(p["g_encoder"], goal, remat)
+    return sa.astype(jnp.float32), g.astype(jnp.float32)
+
+
+def energy(sa_repr: jax.Array, g_repr: jax.Array) -> jax.Array:
+    return -jnp.sqrt(jnp.sum(jnp.square(sa_repr - g_repr), axis=-1))
+
+
+def critic_value(p: Params, state: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
+    """Q(s, a, g) = -||phi(s, a) - psi(g)||_2."""
+    return energy(*critic_reprs(p, state, action, goal))
+
+
+def count_params(p: Params) -> int:
+    return int(sum(x.size for x in jax.tree_util.tree_leaves(p)))
+
+
+def cast_params(p: Params, dtype: Any) -> Params:
+    """Cast weights for reduced-precision inference; LayerNorm still normalises in float32."""
+    return jax.tree_util.tree_map(lambda a: a.astype(dtype), p)
