@@ -1,0 +1,130 @@
+"""Read scaling-crl / JaxGCRL pickles without running the code a pickle may name.
+
+Plain `pickle` calls whatever global a file names, so a checkpoint from the internet could run
+`os.system`. These files only need array and dtype reconstructors, so `find_class` answers from a
+fixed table of four (module, name) pairs and refuses everything else before importing anything.
+jax's reconstructor is never called: jax 0.4.23 pickles carry a `named_shape` that current jax
+rejects, and the numpy state inside them is all a frozen teacher needs.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from distill.errors import DistillError
+
+_NUMERIC_KINDS = frozenset("biufc")
+
+
+def _empty_array(subtype: Any, shape: Any, dtype_code: Any) -> np.ndarray:
+    """Stands in for numpy's `multiarray._reconstruct`: an empty ndarray that BUILD then fills."""
+    if subtype is not np.ndarray:
+        raise pickle.UnpicklingError(f"array reconstructor called with {subtype!r} instead of numpy.ndarray")
+    return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
+
+
+def _dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    """numpy.dtype limited to a type-code string, as array pickles write it (`dtype('f4', False, True)`)."""
+    if not isinstance(spec, str) or not isinstance(align, bool) or not isinstance(copy, bool):
+        raise pickle.UnpicklingError(f"unexpected dtype arguments {spec!r}, {align!r}, {copy!r}")
+    dtype = np.dtype(spec, align, copy)
+    if dtype.kind not in _NUMERIC_KINDS:
+        raise pickle.UnpicklingError(f"dtype {spec!r} is not numeric")
+    return dtype
+
+
+def _array_from_state(fun: Any, args: Any, arr_state: Any, aval_state: Any = None) -> np.ndarray:
+    """Replaces `jax._src.array._reconstruct_array`: rebuilds the numpy array from its pickled state
+    (version, shape, dtype, fortran order, raw bytes) and ignores jax's abstract-value state."""
+    if fun is not _empty_array or not isinstance(args, tuple):
+        raise pickle.UnpicklingError("jax array state does not hold a numpy array")
+    if not (isinstance(arr_state, tuple) and len(arr_state) == 5):
+        raise pickle.UnpicklingError("jax array state is not (version, shape, dtype, fortran, data)")
+    _, shape, dtype, fortran, raw = arr_state
+    if not isinstance(dtype, np.dtype) or dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
+        raise pickle.UnpicklingError(f"array dtype {dtype!r} is not a plain numeric dtype")
+    if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+        raise pickle.UnpicklingError(f"array shape {shape!r} is not a tuple of sizes")
+    if not isinstance(raw, (bytes, bytearray)):
+        raise pickle.UnpicklingError("array data is not raw bytes")
+    size = int(np.prod(shape, dtype=np.int64))
+    if len(raw) != size * dtype.itemsize:
+        raise pickle.UnpicklingError(f"array of shape {shape} needs {size * dtype.itemsize} bytes, has {len(raw)}")
+    flat = np.frombuffer(raw, dtype=dtype, count=size)
+    return flat.reshape(shape, order="F" if fortran else "C").copy(order="C")
+
+
+ALLOWED: dict[tuple[str, str], Any] = {
+    ("jax._src.array", "_reconstruct_array"): _array_from_state,
+    ("numpy.core.multiarray", "_reconstruct"): _empty_array,
+    ("numpy._core.multiarray", "_reconstruct"): _empty_array,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): _dtype,
+}
+
+
+class AllowListUnpickler(pickle.Unpickler):
+    """An Unpickler whose globals come only from `ALLOWED`; nothing else is imported or called."""
+
+    def __init__(self, file: BinaryIO, source: str) -> None:
+        super().__init__(file)
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return ALLOWED[(module, name)]
+        except (KeyError, TypeError):
+            allowed = ", ".join(f"{m}.{n}" for m, n in ALLOWED)
+            raise DistillError(
+                f"{self.source}: refused to load: the pickle references {module}.{name}, which could run "
+                f"code; only array reconstructors are allowed ({allowed}) — is this really a "
+                "scaling-crl / JaxGCRL checkpoint?"
+            ) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise DistillError(f"{self.source}: refused to load: the pickle uses persistent ids, which checkpoints never do")
+
+
+def _check_tree(obj: Any, where: str, source: str) -> None:
+    """What came out must be dicts / tuples / lists of numeric ndarrays, nothing else."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                raise DistillError(f"{source}: not a parameter tree: key {key!r} under {where or 'the root'} is not a string")
+            _check_tree(value, f"{where}/{key}", source)
+    elif isinstance(obj, (tuple, list)):
+        for i, value in enumerate(obj):
+            _check_tree(value, f"{where}[{i}]", source)
+    elif isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in _NUMERIC_KINDS:
+            raise DistillError(f"{source}: array {where} has non-numeric dtype {obj.dtype}")
+    else:
+        raise DistillError(f"{source}: not a parameter tree: {where or 'the root'} is a {type(obj).__name__}")
+
+
+def safe_load(file: BinaryIO, source: str) -> Any:
+    """Unpickles a parameter tree from `file`; any refusal or damage is a one-line DistillError."""
+    try:
+        obj = AllowListUnpickler(file, source).load()
+    except DistillError:
+        raise
+    except (pickle.UnpicklingError, EOFError) as exc:
+        raise DistillError(f"{source}: not a readable checkpoint pickle ({_one_line(exc) or 'truncated'})") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, MemoryError) as exc:
+        raise DistillError(
+            f"{source}: damaged checkpoint pickle ({type(exc).__name__}: {_one_line(exc)})"
+        ) from None
+    _check_tree(obj, "", source)
+    return obj
+
+
+def safe_loads(data: bytes, source: str = "<bytes>") -> Any:
+    return safe_load(io.BytesIO(data), source)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
