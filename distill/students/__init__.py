@@ -1,0 +1,1 @@
+"""PyTorch students (MLP with normaliser and tanh inside), their JAX mirror, supervised fitting."""

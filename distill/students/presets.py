@@ -1,0 +1,140 @@
+"""Named student sizes and their training hyper-parameters, read from `students/presets.toml`.
+
+Every field is checked on load, and unknown keys are refused, so a typo in the TOML fails with
+the file and field named instead of silently training the wrong student.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from distill.errors import DistillError
+from distill.paths import students_dir
+
+PRESETS_FILE = "presets.toml"
+SUPPORTED_ACTIVATIONS = ("elu",)
+DEPTH_RANGE = (1, 8)
+WIDTH_RANGE = (32, 512)
+
+
+@dataclass(frozen=True)
+class StudentPreset:
+    """An MLP's shape: `depth` hidden layers of `width` units."""
+
+    name: str
+    depth: int
+    width: int
+    activation: str = "elu"
+
+
+@dataclass(frozen=True)
+class StudentTrainConfig:
+    """Supervised fitting of a student on (obs, teacher action) rows."""
+
+    epochs: int = 30
+    """Passes over the dataset per fit."""
+    batch_size: int = 256
+    lr: float = 1e-3
+    """Adam learning rate."""
+    weight_decay: float = 0.0
+    """L2 penalty inside Adam."""
+
+
+def default_presets_path() -> Path:
+    return students_dir() / PRESETS_FILE
+
+
+def _read(path: str | Path | None) -> tuple[Path, dict[str, Any]]:
+    path = Path(path) if path is not None else default_presets_path()
+    if not path.is_file():
+        raise DistillError(f"student presets file {path} not found; restore students/{PRESETS_FILE}")
+    try:
+        return path, tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise DistillError(f"{path}: invalid TOML ({exc}); fix the file") from None
+
+
+def _check_int(path: Path, where: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise DistillError(f"{path}: {where} = {value!r}; expected an integer in [{lo}, {hi}]")
+    return value
+
+
+def _preset(path: Path, name: str, table: Any) -> StudentPreset:
+    where = f"[presets.{name}]"
+    if not isinstance(table, dict):
+        raise DistillError(f"{path}: {where} must be a table with depth, width, activation")
+    unknown = set(table) - {"depth", "width", "activation", "train"}
+    if unknown:
+        raise DistillError(f"{path}: {where} has unknown keys {sorted(unknown)}; allowed: depth, width, activation, train")
+    for key in ("depth", "width"):
+        if key not in table:
+            raise DistillError(f"{path}: {where} is missing `{key}`")
+    activation = table.get("activation", "elu")
+    if activation not in SUPPORTED_ACTIVATIONS:
+        raise DistillError(
+            f"{path}: {where}.activation = {activation!r}; supported: {', '.join(SUPPORTED_ACTIVATIONS)}"
+        )
+    return StudentPreset(
+        name=name,
+        depth=_check_int(path, f"{where}.depth", table["depth"], *DEPTH_RANGE),
+        width=_check_int(path, f"{where}.width", table["width"], *WIDTH_RANGE),
+        activation=activation,
+    )
+
+
+def _train(path: Path, where: str, table: Any, base: StudentTrainConfig) -> StudentTrainConfig:
+    if not isinstance(table, dict):
+        raise DistillError(f"{path}: {where} must be a table")
+    allowed = {f.name for f in fields(StudentTrainConfig)}
+    unknown = set(table) - allowed
+    if unknown:
+        raise DistillError(f"{path}: {where} has unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    cfg = replace(base, **table)
+    _check_int(path, f"{where}.epochs", cfg.epochs, 1, 1_000_000)
+    _check_int(path, f"{where}.batch_size", cfg.batch_size, 1, 1 << 24)
+    for key in ("lr", "weight_decay"):
+        value = getattr(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (key == "lr" and value == 0):
+            raise DistillError(f"{path}: {where}.{key} = {value!r}; expected a {'positive' if key == 'lr' else 'non-negative'} number")
+    return replace(cfg, lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
+
+
+def load_presets(path: str | Path | None = None) -> dict[str, StudentPreset]:
+    """All presets in the file, by name (default file: students/presets.toml)."""
+    path, doc = _read(path)
+    tables = doc.get("presets")
+    if not isinstance(tables, dict) or not tables:
+        raise DistillError(f"{path}: no [presets.<name>] tables; add at least one preset")
+    return {name: _preset(path, name, table) for name, table in tables.items()}
+
+
+def default_preset_name(path: str | Path | None = None) -> str:
+    path, doc = _read(path)
+    name = doc.get("default")
+    if not isinstance(name, str):
+        raise DistillError(f"{path}: top-level `default` (the default preset's name) is missing")
+    return name
+
+
+def get_preset(name: str | None = None, path: str | Path | None = None) -> StudentPreset:
+    """One preset by name (None: the file's default); an unknown name lists the known ones."""
+    presets = load_presets(path)
+    name = name if name is not None else default_preset_name(path)
+    if name not in presets:
+        raise DistillError(f"unknown student preset {name!r}; known presets: {', '.join(sorted(presets))}")
+    return presets[name]
+
+
+def load_train_config(preset: str | None = None, path: str | Path | None = None) -> StudentTrainConfig:
+    """The shared [train] table, with the preset's own [presets.<name>.train] fields over it."""
+    path_, doc = _read(path)
+    cfg = _train(path_, "[train]", doc.get("train", {}), StudentTrainConfig())
+    if preset is None:
+        return cfg
+    get_preset(preset, path)
+    override = doc["presets"][preset].get("train")
+    return cfg if override is None else _train(path_, f"[presets.{preset}.train]", override, cfg)
