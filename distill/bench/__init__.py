@@ -1,0 +1,1 @@
+"""Latency backends, target profiles and budget verdicts (success evaluation and the report live beside them)."""

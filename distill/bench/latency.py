@@ -1,0 +1,233 @@
+"""Batch-1 inference latency per backend, measured the way a control loop sees it.
+
+One call = a float32 numpy observation row [1, D] in, a numpy action out: host-device copies
+and framework dispatch count, because the robot pays for them every step. Each backend runs
+`warmup` untimed calls first, then `n_calls` timed ones (time.perf_counter_ns), cycling over a
+fixed bank of random rows drawn before timing starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from distill.errors import DistillError
+from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, ort_session
+from distill.export.tensorrt import import_tensorrt
+from distill.students.threads import torch_threads
+
+INPUT_BANK = 64
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    backend: str
+    median_ms: float
+    p99_ms: float
+    mean_ms: float
+    n_calls: int
+    device: str = ""
+    """Where it was measured (CPU model and threads, or GPU name): a budget verdict only means
+    something for the target's own device."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def summarize(backend: str, times_ns: np.ndarray, device: str = "") -> LatencyResult:
+    ms = np.asarray(times_ns, dtype=np.float64) / 1e6
+    return LatencyResult(
+        backend=backend,
+        median_ms=float(np.median(ms)),
+        p99_ms=float(np.percentile(ms, 99)),
+        mean_ms=float(ms.mean()),
+        n_calls=int(ms.size),
+        device=device,
+    )
+
+
+def _input_bank(input_dim: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((1, input_dim)).astype(np.float32) for _ in range(INPUT_BANK)]
+
+
+def time_calls(
+    call: Callable[[np.ndarray], Any],
+    input_dim: int,
+    n_calls: int,
+    warmup: int,
+    desc: str = "latency",
+    progress: bool = False,
+) -> np.ndarray:
+    """Nanoseconds per call of `call(obs_row)` after `warmup` untimed calls."""
+    if n_calls < 1 or warmup < 0:
+        raise DistillError(f"latency needs n_calls >= 1 and warmup >= 0 (got {n_calls}, {warmup})")
+    bank = _input_bank(input_dim)
+    for i in range(warmup):
+        call(bank[i % INPUT_BANK])
+    times = np.empty(n_calls, dtype=np.int64)
+    for i in tqdm(range(n_calls), desc=desc, unit="call", disable=not progress, leave=False):
+        obs = bank[i % INPUT_BANK]
+        start = time.perf_counter_ns()
+        call(obs)
+        times[i] = time.perf_counter_ns() - start
+    return times
+
+
+def ort_latency(
+    onnx_path: str | Path, threads: int = 1, n_calls: int = 1000, warmup: int = 100, progress: bool = False
+) -> LatencyResult:
+    """ONNX Runtime on the CPU: sequential execution, `threads` intra-op threads (1, as on the robot)."""
+    session = ort_session(onnx_path, threads=threads)
+    input_dim = int(session.get_inputs()[0].shape[1])
+
+    def call(obs: np.ndarray) -> np.ndarray:
+        return session.run([OUTPUT_NAME], {INPUT_NAME: obs})[0]
+
+    times = time_calls(call, input_dim, n_calls, warmup, "onnxruntime", progress)
+    return summarize("onnxruntime_cpu", times, f"{cpu_name()}, {threads} thread(s)")
+
+
+def torch_eager_latency(
+    module: torch.nn.Module,
+    input_dim: int,
+    n_calls: int = 1000,
+    warmup: int = 100,
+    threads: int = 1,
+    progress: bool = False,
+) -> LatencyResult:
+    """PyTorch eager on the CPU under inference_mode, `threads` intra-op threads."""
+    model = copy.deepcopy(module).cpu().eval()
+
+    def call(obs: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(obs)).numpy()
+
+    with torch_threads(threads), torch.inference_mode():
+        times = time_calls(call, input_dim, n_calls, warmup, "torch eager", progress)
+    return summarize("torch_eager_cpu", times, f"{cpu_name()}, {threads} thread(s)")
+
+
+def _require_cuda() -> None:
+    if not torch.cuda.is_available():
+        raise DistillError(
+            "CUDA is not available here (torch.cuda.is_available() is False); this backend needs an "
+            "NVIDIA GPU and a CUDA build of torch"
+        )
+
+
+def torch_cuda_graph_latency(
+    module: torch.nn.Module, input_dim: int, n_calls: int = 1000, warmup: int = 100, progress: bool = False
+) -> LatencyResult:
+    """PyTorch on the GPU with the forward pass captured once in a CUDA graph and replayed;
+    each call copies the row in, replays, and copies the action back (which synchronises)."""
+    _require_cuda()
+    device = torch.device("cuda")
+    model = copy.deepcopy(module).to(device).eval()
+    static_in = torch.zeros(1, input_dim, device=device)
+    with torch.no_grad():
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                model(static_in)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = model(static_in)
+
+    def call(obs: np.ndarray) -> np.ndarray:
+        static_in.copy_(torch.from_numpy(obs))
+        graph.replay()
+        return static_out.cpu().numpy()
+
+    times = time_calls(call, input_dim, n_calls, warmup, "torch cuda graph", progress)
+    return summarize("torch_cuda_graph", times, torch.cuda.get_device_name(device))
+
+
+def tensorrt_latency(
+    engine_path: str | Path, n_calls: int = 1000, warmup: int = 100, progress: bool = False
+) -> LatencyResult:
+    """A serialized TensorRT engine (built on this GPU), run through the name-based tensor API
+    (TensorRT >= 8.5) on its own CUDA stream; buffers are torch CUDA tensors."""
+    trt = import_tensorrt()
+    _require_cuda()
+    engine_path = Path(engine_path)
+    if not engine_path.is_file():
+        raise DistillError(f"TensorRT engine {engine_path} not found; build it with build_engine or trtexec")
+    logger = trt.Logger(trt.Logger.WARNING)
+    engine = trt.Runtime(logger).deserialize_cuda_engine(engine_path.read_bytes())
+    if engine is None:
+        raise DistillError(f"{engine_path} is not an engine for this GPU/TensorRT; rebuild it here")
+    context = engine.create_execution_context()
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    buffers = {
+        name: torch.zeros(tuple(engine.get_tensor_shape(name)), dtype=torch.float32, device="cuda") for name in names
+    }
+    for name, buffer in buffers.items():
+        context.set_tensor_address(name, buffer.data_ptr())
+    stream = torch.cuda.Stream()
+    input_dim = int(buffers[INPUT_NAME].shape[1])
+
+    def call(obs: np.ndarray) -> np.ndarray:
+        with torch.cuda.stream(stream):
+            buffers[INPUT_NAME].copy_(torch.from_numpy(obs))
+            context.execute_async_v3(stream.cuda_stream)
+            return buffers[OUTPUT_NAME].cpu().numpy()
+
+    times = time_calls(call, input_dim, n_calls, warmup, "tensorrt", progress)
+    return summarize("tensorrt", times, torch.cuda.get_device_name(0))
+
+
+def jax_latency(
+    fn: Callable[[Any, Any], Any],
+    params: Any,
+    input_dim: int,
+    n_calls: int = 1000,
+    warmup: int = 100,
+    progress: bool = False,
+    backend: str = "jax_jit",
+) -> LatencyResult:
+    """`fn(params, obs[1, D]) -> action` (e.g. the teacher's actor) jit'd on JAX's default device,
+    waiting for each result. XLA sizes its CPU thread pool at start-up, so unlike the other CPU
+    backends this one is not pinned to one thread."""
+    jitted = jax.jit(fn)
+
+    def call(obs: np.ndarray) -> np.ndarray:
+        return np.asarray(jitted(params, obs).block_until_ready())
+
+    times = time_calls(call, input_dim, n_calls, warmup, backend, progress)
+    device = jax.devices()[0]
+    name = cpu_name() if device.platform == "cpu" else getattr(device, "device_kind", device.platform)
+    return summarize(backend, times, f"{name} ({device.platform})")
+
+
+def available_backends() -> list[str]:
+    """The backends that can run on this machine."""
+    found = ["onnxruntime_cpu", "torch_eager_cpu", "jax_jit"]
+    if torch.cuda.is_available():
+        found.append("torch_cuda_graph")
+        try:
+            import_tensorrt()
+            found.append("tensorrt")
+        except DistillError:
+            pass
+    return found

@@ -1,0 +1,96 @@
+"""TensorRT engines from the exported ONNX, built on the robot (an engine is tied to its GPU and
+TensorRT version, so it is never shipped from here).
+
+`build_engine` uses TensorRT's public Python API (8.5 on JetPack 5.1); `trtexec_command` is the
+equivalent command line for the ship bundle's build script. TensorRT is imported lazily: it
+cannot be installed on a CPU-only machine, and nothing else here needs it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from types import ModuleType
+
+from distill.atomic import write_bytes_atomic
+from distill.errors import DistillError
+from distill.export.precision import count_qdq
+
+PRECISIONS = ("fp32", "fp16", "int8")
+TRTEXEC = "/usr/src/tensorrt/bin/trtexec"
+"""Where JetPack installs trtexec (it is not on PATH there)."""
+DEFAULT_WORKSPACE_MB = 256
+
+
+def import_tensorrt() -> ModuleType:
+    try:
+        import tensorrt
+    except ImportError:
+        raise DistillError("TensorRT is not installed: pip install .[tensorrt] on the target (JetPack ships it)") from None
+    return tensorrt
+
+
+def _check_request(onnx_path: Path, precision: str) -> None:
+    """Checks that need no TensorRT, so bad requests fail the same way everywhere."""
+    if precision not in PRECISIONS:
+        raise DistillError(f"unknown TensorRT precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if not onnx_path.is_file():
+        raise DistillError(f"ONNX file {onnx_path} not found; export the student first")
+    if precision == "int8" and count_qdq(onnx_path) == 0:
+        raise DistillError(
+            f"{onnx_path} has no QuantizeLinear/DequantizeLinear nodes; int8 engines are built from the QDQ "
+            "variant (student_int8.onnx from make_int8_qdq), not from the fp32 export"
+        )
+
+
+def _precision_flags(precision: str) -> list[str]:
+    """int8 (explicit Q/DQ) also enables fp16, so layers left outside Q/DQ (Elu, Tanh) need not run in fp32."""
+    return {"fp32": [], "fp16": ["FP16"], "int8": ["INT8", "FP16"]}[precision]
+
+
+def build_engine(
+    onnx_path: str | Path,
+    engine_path: str | Path,
+    precision: str = "fp16",
+    workspace_mb: int = DEFAULT_WORKSPACE_MB,
+) -> Path:
+    """Parses the ONNX, builds a serialized engine at `precision`, writes it atomically."""
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    _check_request(onnx_path, precision)
+    trt = import_tensorrt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise DistillError(f"TensorRT cannot parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    for flag in _precision_flags(precision):
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise DistillError(f"TensorRT failed to build a {precision} engine from {onnx_path}; see its log above")
+    write_bytes_atomic(engine_path, bytes(serialized))
+    return engine_path
+
+
+def trtexec_command(
+    onnx_path: str | Path,
+    engine_path: str | Path,
+    precision: str = "fp16",
+    workspace_mb: int = DEFAULT_WORKSPACE_MB,
+    trtexec: str = TRTEXEC,
+) -> str:
+    """The command the robot runs to build (and then time) the engine; paths are shell-quoted."""
+    if precision not in PRECISIONS:
+        raise DistillError(f"unknown TensorRT precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    parts = [
+        trtexec,
+        f"--onnx={onnx_path}",
+        f"--saveEngine={engine_path}",
+        f"--memPoolSize=workspace:{workspace_mb}",
+        *(f"--{flag.lower()}" for flag in _precision_flags(precision)),
+    ]
+    return shlex.join(parts)
