@@ -60,7 +60,7 @@ def ort_session(onnx_path: str | Path, threads: int = 1) -> ort.InferenceSession
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
         return ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+    except Exception as exc:  # noqa: BLE001 (onnxruntime's pybind exception types share no base)
         raise DistillError(f"ONNX Runtime cannot load {onnx_path}: {str(exc).splitlines()[0]}") from None
 
 

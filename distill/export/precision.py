@@ -10,10 +10,10 @@ float. Quantising the Gemm outputs as well cost ~10x the action error (max 0.37 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import onnx

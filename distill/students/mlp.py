@@ -11,6 +11,7 @@ in int8); it is smooth like SiLU, and it is what legged-robot policies (rsl_rl) 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,7 @@ class MLPStudent(nn.Module):
         self.register_buffer("obs_mean", _vector("obs_mean", obs_mean, input_dim, 0.0))
         self.register_buffer("obs_std", _vector("obs_std", obs_std, input_dim, 1.0).clamp_min(STD_FLOOR))
         sizes = [input_dim] + [width] * depth
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         self.head = nn.Linear(width, action_dim)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

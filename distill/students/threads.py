@@ -4,8 +4,8 @@ so it is set for a block and put back after it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 
