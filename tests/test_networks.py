@@ -16,7 +16,6 @@ from distill.teachers.networks import CRLArch
 OBS, GOAL, ACT = 7, 3, 4
 
 
-
 def _random_params(init, arch: CRLArch, seed: int, noise: float = 0.3):
     """The tree `init` builds (its shapes via `jax.eval_shape`), filled from numpy: LeCun-scaled
     kernels, and noise on every leaf so LayerNorm scales and the zero biases are not trivial.
@@ -38,6 +37,7 @@ def _random_params(init, arch: CRLArch, seed: int, noise: float = 0.3):
 
 # --- reference: one python loop over layers, float64 numpy, flax's LayerNorm / swish definitions ---
 
+
 def _ref_dense(p, x):
     return x @ np.asarray(p["kernel"], np.float64) + np.asarray(p["bias"], np.float64)
 
@@ -45,7 +45,9 @@ def _ref_dense(p, x):
 def _ref_norm(p, x):
     mean = x.mean(-1, keepdims=True)
     var = (x * x).mean(-1, keepdims=True) - mean**2
-    return (x - mean) / np.sqrt(var + 1e-6) * np.asarray(p["scale"], np.float64) + np.asarray(p["bias"], np.float64)
+    return (x - mean) / np.sqrt(var + 1e-6) * np.asarray(p["scale"], np.float64) + np.asarray(
+        p["bias"], np.float64
+    )
 
 
 def _ref_swish(x):
@@ -72,7 +74,9 @@ def _ref_actor(p, obs):
 
 
 def _ref_energy(p, s, a, g):
-    sa = _ref_dense(p["sa_encoder"]["out"], _ref_trunk(p["sa_encoder"]["trunk"], np.concatenate([s, a], -1)))
+    sa = _ref_dense(
+        p["sa_encoder"]["out"], _ref_trunk(p["sa_encoder"]["trunk"], np.concatenate([s, a], -1))
+    )
     gg = _ref_dense(p["g_encoder"]["out"], _ref_trunk(p["g_encoder"]["trunk"], g))
     return -np.sqrt(((sa - gg) ** 2).sum(-1))
 
@@ -83,7 +87,9 @@ def _formula_trunk(in_dim, width, depth):
 
 def _formula(arch: CRLArch):
     w = arch.width
-    actor = _formula_trunk(arch.obs_dim + arch.goal_dim, w, arch.actor_depth) + 2 * (w * arch.action_dim + arch.action_dim)
+    actor = _formula_trunk(arch.obs_dim + arch.goal_dim, w, arch.actor_depth) + 2 * (
+        w * arch.action_dim + arch.action_dim
+    )
     head = w * arch.repr_dim + arch.repr_dim
     sa = _formula_trunk(arch.obs_dim + arch.action_dim, w, arch.critic_depth) + head
     g = _formula_trunk(arch.goal_dim, w, arch.critic_depth) + head
@@ -195,7 +201,9 @@ def test_bf16_params_track_float32(jitted):
     actor = _random_params(networks.init_actor, arch, 0, noise=0.05)
     obs = jnp.asarray(np.random.default_rng(1).standard_normal((16, OBS + GOAL)), jnp.float32)
     mean32, _ = jitted["actor"](actor, obs)
-    mean16, log_std16 = jitted["actor"](networks.cast_params(actor, jnp.bfloat16), obs.astype(jnp.bfloat16))
+    mean16, log_std16 = jitted["actor"](
+        networks.cast_params(actor, jnp.bfloat16), obs.astype(jnp.bfloat16)
+    )
     assert mean16.dtype == jnp.float32 and log_std16.dtype == jnp.float32
     assert not np.array_equal(np.asarray(mean16), np.asarray(mean32))
     np.testing.assert_allclose(mean16, mean32, atol=0.1 * float(jnp.abs(mean32).max()) + 0.05)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,9 @@ def read_checkpoint(path: str | Path) -> ScalingCrlCheckpoint:
         raise DistillError(f"{path}: no such checkpoint file")
     with open(path, "rb") as f:
         obj = safe_load(f, str(path))
-    if not (isinstance(obj, (tuple, list)) and len(obj) == 3 and all(isinstance(x, dict) for x in obj)):
+    if not (
+        isinstance(obj, (tuple, list)) and len(obj) == 3 and all(isinstance(x, dict) for x in obj)
+    ):
         raise DistillError(
             f"{path}: not a scaling-crl checkpoint: expected a pickled tuple "
             "(alpha_params, actor_params, critic_params) of parameter dicts"
@@ -88,20 +90,28 @@ def _node(tree: Any, keys: tuple[str, ...], source: str) -> Any:
         if not isinstance(node, dict) or key not in node:
             where = "/".join(keys[:i]) or "the root"
             have = ", ".join(sorted(node)[:6]) if isinstance(node, dict) else type(node).__name__
-            raise DistillError(f"{source}: not a scaling-crl tree: no {key!r} under {where} (found: {have})")
+            raise DistillError(
+                f"{source}: not a scaling-crl tree: no {key!r} under {where} (found: {have})"
+            )
         node = node[key]
     return node
 
 
-def _numbered(params: dict[str, Any], pattern: re.Pattern, what: str, where: str, source: str) -> int:
+def _numbered(
+    params: dict[str, Any], pattern: re.Pattern, what: str, where: str, source: str
+) -> int:
     """How many `what_k` entries there are, requiring k = 0…n-1 without gaps."""
     indices = sorted(int(m.group(1)) for k in params if (m := pattern.match(k)))
     if indices != list(range(len(indices))) or not indices:
-        raise DistillError(f"{source}: {where}: {what} layers are not numbered 0…n-1 (found {indices[:8]}…)")
+        raise DistillError(
+            f"{source}: {where}: {what} layers are not numbered 0…n-1 (found {indices[:8]}…)"
+        )
     return len(indices)
 
 
-def _array(params: dict[str, Any], layer: str, leaf: str, shape: tuple[int, ...], where: str, source: str) -> np.ndarray:
+def _array(
+    params: dict[str, Any], layer: str, leaf: str, shape: tuple[int, ...], where: str, source: str
+) -> np.ndarray:
     value = _node(params, (layer, leaf), f"{source}: {where}")
     if not isinstance(value, np.ndarray) or value.shape != shape:
         got = value.shape if isinstance(value, np.ndarray) else type(value).__name__
@@ -120,7 +130,9 @@ def _trunk_shape(params: dict[str, Any], n_heads: int, where: str, source: str) 
             f"network (expected depth + {1 + n_heads} Dense and depth + 1 LayerNorm, depth a multiple of 4)"
         )
     if depth > 1024:
-        raise DistillError(f"{source}: {where}: depth {depth} exceeds the 1,024 layers distill supports")
+        raise DistillError(
+            f"{source}: {where}: depth {depth} exceeds the 1,024 layers distill supports"
+        )
     kernel = _node(params, ("Dense_0", "kernel"), f"{source}: {where}")
     if not isinstance(kernel, np.ndarray) or kernel.ndim != 2:
         raise DistillError(f"{source}: {where}/Dense_0/kernel is not a 2-D array")
@@ -138,12 +150,16 @@ def _convert_trunk(params: dict[str, Any], shape: EncoderShape, where: str, sour
     w = shape.width
 
     def dense(k: int, fan_in: int) -> Params:
-        return {"kernel": _array(params, f"Dense_{k}", "kernel", (fan_in, w), where, source),
-                "bias": _array(params, f"Dense_{k}", "bias", (w,), where, source)}
+        return {
+            "kernel": _array(params, f"Dense_{k}", "kernel", (fan_in, w), where, source),
+            "bias": _array(params, f"Dense_{k}", "bias", (w,), where, source),
+        }
 
     def norm(k: int) -> Params:
-        return {"scale": _array(params, f"LayerNorm_{k}", "scale", (w,), where, source),
-                "bias": _array(params, f"LayerNorm_{k}", "bias", (w,), where, source)}
+        return {
+            "scale": _array(params, f"LayerNorm_{k}", "scale", (w,), where, source),
+            "bias": _array(params, f"LayerNorm_{k}", "bias", (w,), where, source),
+        }
 
     n_blocks = shape.depth // 4
     layers = range(1, shape.depth + 1)
@@ -158,15 +174,23 @@ def _convert_trunk(params: dict[str, Any], shape: EncoderShape, where: str, sour
     return {
         "input": {"dense": dense(0, shape.in_dim), "norm": norm(0)},
         "blocks": {
-            "dense": {"kernel": stack(blocks_dense, "kernel", (w, w)), "bias": stack(blocks_dense, "bias", (w,))},
-            "norm": {"scale": stack(blocks_norm, "scale", (w,)), "bias": stack(blocks_norm, "bias", (w,))},
+            "dense": {
+                "kernel": stack(blocks_dense, "kernel", (w, w)),
+                "bias": stack(blocks_dense, "bias", (w,)),
+            },
+            "norm": {
+                "scale": stack(blocks_norm, "scale", (w,)),
+                "bias": stack(blocks_norm, "bias", (w,)),
+            },
         },
     }
 
 
 def _head(params: dict[str, Any], k: int, width: int, out: int, where: str, source: str) -> Params:
-    return {"kernel": _array(params, f"Dense_{k}", "kernel", (width, out), where, source),
-            "bias": _array(params, f"Dense_{k}", "bias", (out,), where, source)}
+    return {
+        "kernel": _array(params, f"Dense_{k}", "kernel", (width, out), where, source),
+        "bias": _array(params, f"Dense_{k}", "bias", (out,), where, source),
+    }
 
 
 def convert_actor(flax_actor: Params, source: str = "<actor>") -> tuple[Params, EncoderShape]:
@@ -175,7 +199,9 @@ def convert_actor(flax_actor: Params, source: str = "<actor>") -> tuple[Params, 
     where = "actor_params/params"
     shape = _trunk_shape(params, 2, where, source)
     if shape.out_dims[0] != shape.out_dims[1]:
-        raise DistillError(f"{source}: {where}: mean and log_std heads differ in size {shape.out_dims}")
+        raise DistillError(
+            f"{source}: {where}: mean and log_std heads differ in size {shape.out_dims}"
+        )
     act = shape.out_dims[0]
     tree = {
         "trunk": _convert_trunk(params, shape, where, source),
@@ -185,7 +211,9 @@ def convert_actor(flax_actor: Params, source: str = "<actor>") -> tuple[Params, 
     return tree, shape
 
 
-def convert_encoder(flax_encoder: Params, which: str, source: str = "<critic>") -> tuple[Params, EncoderShape]:
+def convert_encoder(
+    flax_encoder: Params, which: str, source: str = "<critic>"
+) -> tuple[Params, EncoderShape]:
     """flax `SA_encoder` / `G_encoder` params -> our encoder tree."""
     params = _node(flax_encoder, ("params",), f"{source}: critic_params/{which}")
     where = f"critic_params/{which}/params"
@@ -223,8 +251,10 @@ def infer_arch(
     goal_dim = g_shape.in_dim
     obs_dim = sa_shape.in_dim - action_dim
     if sa_shape.depth != g_shape.depth:
-        raise DistillError(f"{source}: sa_encoder depth {sa_shape.depth} != g_encoder depth {g_shape.depth}; "
-                           "distill critics use one depth for both encoders")
+        raise DistillError(
+            f"{source}: sa_encoder depth {sa_shape.depth} != g_encoder depth {g_shape.depth}; "
+            "distill critics use one depth for both encoders"
+        )
     widths = {actor_shape.width, sa_shape.width, g_shape.width}
     if len(widths) != 1:
         raise DistillError(
@@ -232,8 +262,10 @@ def infer_arch(
             "distill teachers use one width for actor and critic, so this checkpoint cannot be imported"
         )
     if sa_shape.out_dims != g_shape.out_dims:
-        raise DistillError(f"{source}: sa_encoder and g_encoder representations differ "
-                           f"({sa_shape.out_dims[0]} vs {g_shape.out_dims[0]})")
+        raise DistillError(
+            f"{source}: sa_encoder and g_encoder representations differ "
+            f"({sa_shape.out_dims[0]} vs {g_shape.out_dims[0]})"
+        )
     if obs_dim <= 0 or actor_shape.in_dim != obs_dim + goal_dim:
         raise DistillError(
             f"{source}: inconsistent trees: the actor reads {actor_shape.in_dim} inputs but the critic implies "
@@ -249,8 +281,13 @@ def infer_arch(
                 f"{goal_dim} = goal_dim); check --env / --obs-dim / --goal-dim"
             )
     return CRLArch(
-        obs_dim=obs_dim, goal_dim=goal_dim, action_dim=action_dim, actor_depth=actor_shape.depth,
-        critic_depth=sa_shape.depth, width=actor_shape.width, repr_dim=sa_shape.out_dims[0],
+        obs_dim=obs_dim,
+        goal_dim=goal_dim,
+        action_dim=action_dim,
+        actor_depth=actor_shape.depth,
+        critic_depth=sa_shape.depth,
+        width=actor_shape.width,
+        repr_dim=sa_shape.out_dims[0],
     )
 
 
@@ -260,13 +297,17 @@ def _expected_dims(env: str | None, obs_dim: int | None, goal_dim: int | None):
     e_obs, e_goal, e_act = env_dims(env)
     for flag, given, known in (("--obs-dim", obs_dim, e_obs), ("--goal-dim", goal_dim, e_goal)):
         if given is not None and given != known:
-            raise DistillError(f"{flag} {given} contradicts --env {env} ({flag[2:]} {known}); drop one of them")
+            raise DistillError(
+                f"{flag} {given} contradicts --env {env} ({flag[2:]} {known}); drop one of them"
+            )
     return (e_obs, e_goal, e_act), f"--env {env}"
 
 
 def teacher_target(name: str) -> Path:
     if not _NAME_RE.match(name):
-        raise DistillError(f"--name {name!r}: use letters, digits, '_', '-' or '.', no path separators")
+        raise DistillError(
+            f"--name {name!r}: use letters, digits, '_', '-' or '.', no path separators"
+        )
     return teachers_dir() / name
 
 
@@ -283,13 +324,26 @@ def import_scaling_crl(
     path = Path(path)
     target = teacher_target(name)
     if (target / checkpoint.TOML_NAME).exists() and not force:
-        raise DistillError(f"teacher {name!r} already exists ({target / checkpoint.TOML_NAME}); pass --force to overwrite it")
+        raise DistillError(
+            f"teacher {name!r} already exists ({target / checkpoint.TOML_NAME}); pass --force to overwrite it"
+        )
     expected, expected_from = _expected_dims(env, obs_dim, goal_dim)
     ckpt = read_checkpoint(path)
     actor, a_shape = convert_actor(ckpt.actor, ckpt.source)
-    sa, sa_shape = convert_encoder(_node(ckpt.critic, ("sa_encoder",), ckpt.source), "sa_encoder", ckpt.source)
-    g, g_shape = convert_encoder(_node(ckpt.critic, ("g_encoder",), ckpt.source), "g_encoder", ckpt.source)
-    arch = infer_arch(a_shape, sa_shape, g_shape, expected=expected, expected_from=expected_from, source=ckpt.source)
+    sa, sa_shape = convert_encoder(
+        _node(ckpt.critic, ("sa_encoder",), ckpt.source), "sa_encoder", ckpt.source
+    )
+    g, g_shape = convert_encoder(
+        _node(ckpt.critic, ("g_encoder",), ckpt.source), "g_encoder", ckpt.source
+    )
+    arch = infer_arch(
+        a_shape,
+        sa_shape,
+        g_shape,
+        expected=expected,
+        expected_from=expected_from,
+        source=ckpt.source,
+    )
     provenance = {
         "format": FORMAT,
         "source_file": path.name,
@@ -298,28 +352,42 @@ def import_scaling_crl(
             f"inferred from the parameter tree: actor Dense_0…Dense_{arch.actor_depth + 2}, "
             f"critic encoders Dense_0…Dense_{arch.critic_depth + 1}"
         ),
-        "dims_from": expected_from if any(x is not None for x in expected) else "the parameter tree",
-        "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "dims_from": expected_from
+        if any(x is not None for x in expected)
+        else "the parameter tree",
+        "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "distill_version": distill.__version__,
     }
     log_alpha = ckpt.alpha.get("log_alpha")
     if isinstance(log_alpha, np.ndarray) and log_alpha.size == 1:
         provenance["log_alpha"] = float(log_alpha.reshape(()))
     return checkpoint.save_teacher(
-        target, name=name, env=env or "unknown", arch=arch, actor=actor,
-        critic={"sa_encoder": sa, "g_encoder": g}, provenance=provenance,
+        target,
+        name=name,
+        env=env or "unknown",
+        arch=arch,
+        actor=actor,
+        critic={"sa_encoder": sa, "g_encoder": g},
+        provenance=provenance,
     )
 
 
 def import_command(args: argparse.Namespace) -> int:
     """`distill teacher import PATH --name NAME [--env ENV] [--obs-dim N --goal-dim N] [--force]`."""
     directory = import_scaling_crl(
-        args.path, args.name, env=args.env, obs_dim=args.obs_dim, goal_dim=args.goal_dim, force=args.force,
+        args.path,
+        args.name,
+        env=args.env,
+        obs_dim=args.obs_dim,
+        goal_dim=args.goal_dim,
+        force=args.force,
     )
     doc = checkpoint.read_toml(directory)
     arch = CRLArch(**doc["arch"])
     prov = doc["provenance"]
-    print(f"imported {prov['source_file']} (sha256 {prov['source_sha256'][:12]}…) as teacher {args.name!r} -> {directory}")
+    print(
+        f"imported {prov['source_file']} (sha256 {prov['source_sha256'][:12]}…) as teacher {args.name!r} -> {directory}"
+    )
     print("  " + ", ".join(f"{k} {v}" for k, v in asdict(arch).items()))
     if args.env is None:
         print("  env not given: recorded as 'unknown'; re-import with --env ENV to roll it out")

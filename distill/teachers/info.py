@@ -19,9 +19,7 @@ from distill.teachers import checkpoint, networks
 from distill.teachers.networks import CRLArch
 from distill.teachers.teacher import resolve_teacher_dir
 
-RANDOM_INIT_WARNING = (
-    "WARNING: --random-init: random weights, for systems benchmarks only; any success figure from them is meaningless"
-)
+RANDOM_INIT_WARNING = "WARNING: --random-init: random weights, for systems benchmarks only; any success figure from them is meaningless"
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,9 @@ def param_counts(arch: CRLArch) -> ParamCounts:
     actor = jax.eval_shape(partial(networks.init_actor, arch=arch), key)
     critic = jax.eval_shape(partial(networks.init_critic, arch=arch), key)
     return ParamCounts(
-        actor=_count(actor), sa_encoder=_count(critic["sa_encoder"]), g_encoder=_count(critic["g_encoder"])
+        actor=_count(actor),
+        sa_encoder=_count(critic["sa_encoder"]),
+        g_encoder=_count(critic["g_encoder"]),
     )
 
 
@@ -91,18 +91,28 @@ def describe(name_or_dir: str | Path, random_init: bool = False) -> list[str]:
     ]
     if weights_path.is_file():
         sha = weights.get("sha256", "")
-        lines.append(f"weights: {weights_path} ({weights_path.stat().st_size / 2**20:.1f} MiB, sha256 {sha[:12]}…)")
+        lines.append(
+            f"weights: {weights_path} ({weights_path.stat().st_size / 2**20:.1f} MiB, sha256 {sha[:12]}…)"
+        )
     else:
         hint = doc.get("missing_weights_hint") or (
             f"import a checkpoint with `distill teacher import PATH --name {name}` "
             f"or train one with `distill teacher train --name {name}`"
         )
-        state = "using random weights instead" if random_init else "pass --random-init for systems benchmarks only"
+        state = (
+            "using random weights instead"
+            if random_init
+            else "pass --random-init for systems benchmarks only"
+        )
         lines.append(f"weights: MISSING ({weights_path}); {hint}; {state}")
     if doc.get("provenance"):
         lines += _table("provenance", doc["provenance"])
     if doc.get("metrics"):
-        title = "metrics (recorded for the real weights, not these random ones)" if random_init else "metrics"
+        title = (
+            "metrics (recorded for the real weights, not these random ones)"
+            if random_init
+            else "metrics"
+        )
         lines += _table(title, doc["metrics"])
     return lines
 

@@ -23,7 +23,9 @@ _NUMERIC_KINDS = frozenset("biufc")
 def _empty_array(subtype: Any, shape: Any, dtype_code: Any) -> np.ndarray:
     """Stands in for numpy's `multiarray._reconstruct`: an empty ndarray that BUILD then fills."""
     if subtype is not np.ndarray:
-        raise pickle.UnpicklingError(f"array reconstructor called with {subtype!r} instead of numpy.ndarray")
+        raise pickle.UnpicklingError(
+            f"array reconstructor called with {subtype!r} instead of numpy.ndarray"
+        )
     return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
 
 
@@ -43,9 +45,15 @@ def _array_from_state(fun: Any, args: Any, arr_state: Any, aval_state: Any = Non
     if fun is not _empty_array or not isinstance(args, tuple):
         raise pickle.UnpicklingError("jax array state does not hold a numpy array")
     if not (isinstance(arr_state, tuple) and len(arr_state) == 5):
-        raise pickle.UnpicklingError("jax array state is not (version, shape, dtype, fortran, data)")
+        raise pickle.UnpicklingError(
+            "jax array state is not (version, shape, dtype, fortran, data)"
+        )
     _, shape, dtype, fortran, raw = arr_state
-    if not isinstance(dtype, np.dtype) or dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
+    if (
+        not isinstance(dtype, np.dtype)
+        or dtype.kind not in _NUMERIC_KINDS
+        or dtype.fields is not None
+    ):
         raise pickle.UnpicklingError(f"array dtype {dtype!r} is not a plain numeric dtype")
     if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
         raise pickle.UnpicklingError(f"array shape {shape!r} is not a tuple of sizes")
@@ -53,7 +61,9 @@ def _array_from_state(fun: Any, args: Any, arr_state: Any, aval_state: Any = Non
         raise pickle.UnpicklingError("array data is not raw bytes")
     size = int(np.prod(shape, dtype=np.int64))
     if len(raw) != size * dtype.itemsize:
-        raise pickle.UnpicklingError(f"array of shape {shape} needs {size * dtype.itemsize} bytes, has {len(raw)}")
+        raise pickle.UnpicklingError(
+            f"array of shape {shape} needs {size * dtype.itemsize} bytes, has {len(raw)}"
+        )
     flat = np.frombuffer(raw, dtype=dtype, count=size)
     return flat.reshape(shape, order="F" if fortran else "C").copy(order="C")
 
@@ -86,7 +96,9 @@ class AllowListUnpickler(pickle.Unpickler):
             ) from None
 
     def persistent_load(self, pid: Any) -> Any:
-        raise DistillError(f"{self.source}: refused to load: the pickle uses persistent ids, which checkpoints never do")
+        raise DistillError(
+            f"{self.source}: refused to load: the pickle uses persistent ids, which checkpoints never do"
+        )
 
 
 def _check_tree(obj: Any, where: str, source: str) -> None:
@@ -94,7 +106,9 @@ def _check_tree(obj: Any, where: str, source: str) -> None:
     if isinstance(obj, dict):
         for key, value in obj.items():
             if not isinstance(key, str):
-                raise DistillError(f"{source}: not a parameter tree: key {key!r} under {where or 'the root'} is not a string")
+                raise DistillError(
+                    f"{source}: not a parameter tree: key {key!r} under {where or 'the root'} is not a string"
+                )
             _check_tree(value, f"{where}/{key}", source)
     elif isinstance(obj, (tuple, list)):
         for i, value in enumerate(obj):
@@ -103,7 +117,9 @@ def _check_tree(obj: Any, where: str, source: str) -> None:
         if obj.dtype.kind not in _NUMERIC_KINDS:
             raise DistillError(f"{source}: array {where} has non-numeric dtype {obj.dtype}")
     else:
-        raise DistillError(f"{source}: not a parameter tree: {where or 'the root'} is a {type(obj).__name__}")
+        raise DistillError(
+            f"{source}: not a parameter tree: {where or 'the root'} is a {type(obj).__name__}"
+        )
 
 
 def safe_load(file: BinaryIO, source: str) -> Any:
@@ -113,8 +129,18 @@ def safe_load(file: BinaryIO, source: str) -> Any:
     except DistillError:
         raise
     except (pickle.UnpicklingError, EOFError) as exc:
-        raise DistillError(f"{source}: not a readable checkpoint pickle ({_one_line(exc) or 'truncated'})") from None
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, MemoryError) as exc:
+        raise DistillError(
+            f"{source}: not a readable checkpoint pickle ({_one_line(exc) or 'truncated'})"
+        ) from None
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        MemoryError,
+    ) as exc:
         raise DistillError(
             f"{source}: damaged checkpoint pickle ({type(exc).__name__}: {_one_line(exc)})"
         ) from None
