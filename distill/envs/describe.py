@@ -1,0 +1,86 @@
+"""`distill env info NAME`: an env's dims, observation layout, actions and task constants."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import mujoco
+
+from distill.envs import make_env
+from distill.envs.base import EnvSpec
+
+_SUFFIXES = ((re.compile(r"_v[xyz]$"), "_vel"), (re.compile(r"_[xyz]$"), ""), (re.compile(r"\d+$"), ""))
+
+
+def _stem(name: str) -> str:
+    for pattern, replacement in _SUFFIXES:
+        if pattern.search(name):
+            return pattern.sub(replacement, name)
+    return name
+
+
+def obs_groups(spec: EnvSpec, declared: tuple[tuple[str, int, int], ...] | None = None,
+               ) -> list[tuple[str, int, int]]:
+    """(field, start, stop) per observation field: the env's own table, else runs of names that
+    share a stem once an axis or index suffix is dropped (tip_x, tip_y, tip_z -> tip)."""
+    if declared:
+        return list(declared)
+    groups: list[tuple[str, int, int]] = []
+    for i, name in enumerate(spec.obs_names):
+        stem = _stem(name)
+        if groups and groups[-1][0] == stem and groups[-1][2] == i and not _crosses_goal(spec, i):
+            groups[-1] = (stem, groups[-1][1], i + 1)
+        else:
+            groups.append((stem, i, i + 1))
+    return groups
+
+
+def _crosses_goal(spec: EnvSpec, i: int) -> bool:
+    return i == spec.obs_dim
+
+
+def _physics(env) -> str:
+    opt = env.mj_model.opt
+    solver = mujoco.mjtSolver(opt.solver).name.removeprefix("mjSOL_").title()
+    cone = mujoco.mjtCone(opt.cone).name.removeprefix("mjCONE_").lower()
+    return (f"MuJoCo/MJX, {solver} solver, {opt.iterations} iteration(s), "
+            f"{opt.ls_iterations} line-search, {cone} cone")
+
+
+def describe(name: str) -> str:
+    """The text `distill env info` prints."""
+    env = make_env(name)
+    spec = env.spec
+    frames = env.n_frames
+    timestep = spec.control_dt / frames
+    goal_idx = (f"{list(spec.goal_indices)} (state dims that hold the achieved goal)"
+                if spec.goal_indices else
+                "none: the state holds no absolute position; achieved goal = env.achieved_goal(data)")
+    lines = [
+        f"env             {spec.name}",
+        f"input           {spec.input_dim} = {spec.obs_dim} state + {spec.goal_dim} goal",
+        f"action          {spec.action_dim} in [-1, 1]",
+        f"goal indices    {goal_idx}",
+        f"control dt      {spec.control_dt:g} s ({1 / spec.control_dt:g} Hz) = {frames} x {timestep:g} s physics",
+        f"episode length  {spec.episode_length} steps ({spec.episode_length * spec.control_dt:g} s)",
+        f"success radius  {spec.success_radius:g}",
+        f"physics         {_physics(env)}",
+        "observation",
+    ]
+    groups = obs_groups(spec, getattr(env, "obs_groups", None))
+    width = max(len(f"[{a}:{b}]") for _, a, b in groups)
+    for field, start, stop in groups:
+        part = "goal " if start >= spec.obs_dim else "state"
+        names = spec.obs_names[start:stop]
+        detail = ", ".join(names) if len(names) <= 4 else f"{names[0]} ... {names[-1]}"
+        lines.append(f"  {f'[{start}:{stop}]':<{width}}  {part}  {field:<20} {detail}")
+    lines.append("actions")
+    for i, action in enumerate(spec.action_names):
+        lines.append(f"  [{i}] {action}")
+    return "\n".join(lines)
+
+
+def info_command(args: argparse.Namespace) -> int:
+    print(describe(args.name))
+    return 0
