@@ -217,8 +217,10 @@ def markdown(result: dict) -> str:
         "",
         *(
             [
-                "The host was shared (load average above its CPU count): throughput is pessimistic; "
-                "CPU seconds of compiles are the steadier figure.",
+                (
+                    "The host was shared (load average above its CPU count): throughput is pessimistic; "
+                    "CPU seconds of compiles are the steadier figure."
+                ),
                 "",
             ]
             if result["host"]["loadavg_1m_at_start"] > result["host"]["cpu_count"]
