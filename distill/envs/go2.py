@@ -31,7 +31,7 @@ the base drops below 0.15 m or tilts past 60°.
 
 Goal indices: the state has no absolute position (the robot cannot measure one), so
 `spec.goal_indices` is empty. `achieved_goal(data)` gives the base's world xy, `state.goal` is the
-world target, and `relative_goal(base_xy, base_yaw, goal_xy)` turns a relabelled goal into the
+world target, and `relative_goal(base_xy, yaw, goal_xy)` turns a relabelled goal into the
 goal observation for a given base pose; a CRL trainer relabelling Go2 data needs those two.
 """
 
@@ -282,10 +282,19 @@ def build_model(obstacles: bool = False) -> mujoco.MjModel:
 
 
 # --- env ---------------------------------------------------------------------------------------
-def base_yaw(data: mjx.Data) -> jax.Array:
-    """Heading of the base's x axis in the world xy plane."""
-    xmat = data.xmat[1]
-    return jnp.arctan2(xmat[1, 0], xmat[0, 0])
+def rotation(quat: jax.Array) -> jax.Array:
+    """World-from-body rotation matrix of a unit quaternion (w, x, y, z)."""
+    w, x, y, z = quat
+    return jnp.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def heading(rotation: jax.Array) -> jax.Array:
+    """Yaw of a body: the heading of its x axis in the world xy plane, from its rotation matrix."""
+    return jnp.arctan2(rotation[1, 0], rotation[0, 0])
 
 
 def relative_goal(base_xy: jax.Array, yaw: jax.Array, goal_xy: jax.Array) -> jax.Array:
@@ -330,8 +339,14 @@ class Go2(MjxGoalEnv):
         blocked = jnp.all(jnp.abs(goals[:, None, :] - centres[None]) < reach, axis=-1).any(axis=-1)
         return goals[jnp.argmax(~blocked)]
 
+    @staticmethod
+    def _base_rotation(data: mjx.Data) -> jax.Array:
+        """From the free joint's quaternion, not `xmat`, which lags qpos by one physics step."""
+        quat = data.qpos[3:7]
+        return rotation(quat / jnp.linalg.norm(quat))
+
     def observe(self, data, goal):
-        gravity = data.xmat[1].T @ jnp.array([0.0, 0.0, -1.0])
+        gravity = self._base_rotation(data).T @ jnp.array([0.0, 0.0, -1.0])
         return jnp.concatenate([
             data.qvel[3:6],
             gravity,
@@ -344,11 +359,11 @@ class Go2(MjxGoalEnv):
         return data.qpos[:2]
 
     def is_unhealthy(self, data):
-        return (data.qpos[2] < FALL_HEIGHT) | (data.xmat[1, 2, 2] < FALL_UPRIGHT)
+        return (data.qpos[2] < FALL_HEIGHT) | (self._base_rotation(data)[2, 2] < FALL_UPRIGHT)
 
     # --- goal observation depends on the base pose, which the base class's hook cannot see ----
     def goal_observation_of(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
-        return relative_goal(data.qpos[:2], base_yaw(data), goal)
+        return relative_goal(data.qpos[:2], heading(self._base_rotation(data)), goal)
 
     def _with_goal_obs(self, state: EnvState) -> EnvState:
         obs = state.obs.at[self.spec.obs_dim:].set(self.goal_observation_of(state.data, state.goal))
