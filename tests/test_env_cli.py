@@ -1,0 +1,94 @@
+"""`distill env info` and `distill env render`, run in-process through the real CLI."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from distill.cli import main
+from distill.envs import render
+from distill.errors import DistillError
+
+
+def _decode_png(blob: bytes) -> np.ndarray:
+    """Reads back an 8-bit RGB PNG with filter type 0 rows (what render.png_bytes writes)."""
+    assert blob[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(blob):
+        (length,) = struct.unpack(">I", blob[pos:pos + 4])
+        kind, payload = blob[pos + 4:pos + 8], blob[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", blob[pos + 8 + length:pos + 12 + length])
+        assert crc == zlib.crc32(kind + payload) & 0xFFFFFFFF, kind
+        chunks[kind] = chunks.get(kind, b"") + payload
+        pos += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, colour) == (8, 2)
+    raw = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(height, 1 + 3 * width)
+    assert (raw[:, 0] == 0).all()
+    return raw[:, 1:].reshape(height, width, 3)
+
+
+def test_info_reacher(capsys):
+    assert main(["env", "info", "reacher"]) == 0
+    out = capsys.readouterr().out
+    assert "13 = 10 state + 3 goal" in out
+    assert "[4, 5, 6]" in out
+    assert "50 steps" in out and "0.02 s" in out and "0.05" in out
+    lines = out.splitlines()
+    assert any("[4:7]" in line and "tip" in line and "tip_x" in line for line in lines)
+    assert any("[7:10]" in line and "tip_vel" in line for line in lines)
+    assert any("[10:13]" in line and "goal" in line for line in lines)
+    assert "joint0_torque" in out and "joint1_torque" in out
+
+
+def test_info_go2(capsys):
+    assert main(["env", "info", "go2"]) == 0
+    out = capsys.readouterr().out
+    assert "44 = 42 state + 2 goal" in out
+    assert "12 in [-1, 1]" in out
+    assert "500 steps (10 s)" in out and "0.5" in out
+    assert "Newton solver, 1 iteration(s), 5 line-search, pyramidal cone" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  [") and ":" in line}
+    assert "base_ang_vel" in rows["[0:3]"]
+    assert "projected_gravity" in rows["[3:6]"]
+    assert "joint_pos" in rows["[6:18]"] and "joint_vel" in rows["[18:30]"]
+    assert "last_action" in rows["[30:42]"]
+    assert "goal" in rows["[42:44]"] and "goal_rel" in rows["[42:44]"]
+    assert "FR_hip_target" in out and "RL_calf_target" in out
+
+
+def test_info_unknown_env_is_a_one_line_error(capsys):
+    assert main(["env", "info", "no_such_env"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "unknown env 'no_such_env'" in err and "go2" in err
+
+
+def test_render_rejects_bad_arguments(tmp_path, capsys):
+    assert main(["env", "render", "reacher", "--out", str(tmp_path / "x.jpg")]) == 2
+    assert ".png" in capsys.readouterr().err
+    assert main(["env", "render", "reacher", "--out", str(tmp_path / "x.png"), "--steps", "-1"]) == 2
+    assert "--steps" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_png_writer_round_trips():
+    rgb = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(_decode_png(render.png_bytes(rgb)), rgb)
+
+
+def test_render_reacher_writes_a_real_png(tmp_path, capsys):
+    try:
+        render.gl_backend()
+    except DistillError as exc:
+        pytest.skip(f"no headless GL backend on this machine: {exc}")
+    out = tmp_path / "reacher.png"
+    assert main(["env", "render", "reacher", "--out", str(out), "--seed", "1"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    image = _decode_png(out.read_bytes())
+    assert image.shape == (render.HEIGHT, render.WIDTH, 3)
+    assert image.reshape(-1, 3).std(axis=0).max() > 10
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
