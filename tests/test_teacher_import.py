@@ -368,3 +368,79 @@ def test_humanoid_1024_architecture_without_weights(capsys):
     out = capsys.readouterr().out
     assert "MISSING" in out and "distill teacher import ckpt.pkl" in out and "--random-init" in out
     assert "meaningless" not in out
+
+
+def _flax_trunk(rng, in_dim: int, width: int, depth: int, heads: tuple[int, ...]) -> dict:
+    """A flax-named parameter dict as scaling-crl's modules lay it out (numbering in creation order)."""
+    params = {}
+    for k in range(depth + 1):
+        fan_in = in_dim if k == 0 else width
+        params[f"Dense_{k}"] = {
+            "kernel": rng.standard_normal((fan_in, width)).astype(np.float32),
+            "bias": rng.standard_normal(width).astype(np.float32),
+        }
+        params[f"LayerNorm_{k}"] = {
+            "scale": rng.standard_normal(width).astype(np.float32),
+            "bias": rng.standard_normal(width).astype(np.float32),
+        }
+    for h, out in enumerate(heads):
+        params[f"Dense_{depth + 1 + h}"] = {
+            "kernel": rng.standard_normal((width, out)).astype(np.float32),
+            "bias": rng.standard_normal(out).astype(np.float32),
+        }
+    return {"params": params}
+
+
+def _synthetic(path: Path, actor_depth: int, critic_depth: int, width: int = 4) -> dict:
+    rng = np.random.default_rng(0)
+    obs, goal, act = 5, 2, 3
+    trees = (
+        {"log_alpha": np.zeros((), np.float32)},
+        _flax_trunk(rng, obs + goal, width, actor_depth, (act, act)),
+        {
+            "sa_encoder": _flax_trunk(rng, obs + act, width, critic_depth, (8,)),
+            "g_encoder": _flax_trunk(rng, goal, width, critic_depth, (8,)),
+        },
+    )
+    path.write_bytes(pickle.dumps(trees))
+    return {"actor": trees[1]["params"], "sa": trees[2]["sa_encoder"]["params"]}
+
+
+def test_depth_1024_import_stacks_layers_in_flax_order(tmp_path, root):
+    """Layer k of block b is Dense_{1 + 4b + k}; at 1,024 layers names like Dense_1000 sort before
+    Dense_2 as strings, so the mapping must go by number."""
+    src = _synthetic(tmp_path / "deep.pkl", actor_depth=16, critic_depth=1024)
+    teacher = load_teacher(import_scaling_crl(tmp_path / "deep.pkl", "deep", obs_dim=5, goal_dim=2))
+    assert (teacher.arch.actor_depth, teacher.arch.critic_depth, teacher.arch.width) == (
+        16,
+        1024,
+        4,
+    )
+    blocks = teacher.critic_params["sa_encoder"]["trunk"]["blocks"]
+    assert blocks["dense"]["kernel"].shape == (256, 4, 4, 4)
+    for b, k in [(0, 0), (2, 3), (249, 3), (255, 3)]:
+        np.testing.assert_array_equal(
+            blocks["dense"]["kernel"][b, k], src["sa"][f"Dense_{1 + 4 * b + k}"]["kernel"]
+        )
+        np.testing.assert_array_equal(
+            blocks["norm"]["scale"][b, k], src["sa"][f"LayerNorm_{1 + 4 * b + k}"]["scale"]
+        )
+    np.testing.assert_array_equal(
+        teacher.critic_params["sa_encoder"]["out"]["kernel"], src["sa"]["Dense_1025"]["kernel"]
+    )
+    np.testing.assert_array_equal(
+        teacher.actor_params["mean"]["bias"], src["actor"]["Dense_17"]["bias"]
+    )
+    np.testing.assert_array_equal(
+        teacher.actor_params["log_std"]["kernel"], src["actor"]["Dense_18"]["kernel"]
+    )
+    assert np.isfinite(
+        np.asarray(teacher.critic(np.ones((2, 5)), np.zeros((2, 3)), np.ones((2, 2))))
+    ).all()
+
+
+def test_deeper_than_1024_is_refused(tmp_path):
+    _synthetic(tmp_path / "too_deep.pkl", actor_depth=4, critic_depth=1028, width=2)
+    with pytest.raises(DistillError, match="exceeds the 1,024 layers") as exc:
+        import_scaling_crl(tmp_path / "too_deep.pkl", "too_deep")
+    assert "\n" not in str(exc.value)
