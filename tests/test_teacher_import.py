@@ -307,21 +307,15 @@ def test_missing_file(root):
 # --- env dims without building envs, and info ---
 
 
-def test_env_dims_table_matches_our_envs():
+@pytest.mark.parametrize("env", sorted(SCALING_CRL_ENV_DIMS))
+def test_env_dims_table_matches_our_envs(env):
     """The dims an import checks against are those of the envs teachers will run in."""
     from distill.envs import ENV_FACTORIES
 
-    assert set(SCALING_CRL_ENV_DIMS) <= set(ENV_FACTORIES)
-    spec = make_env("reacher").spec
-    assert SCALING_CRL_ENV_DIMS["reacher"] == (spec.obs_dim, spec.goal_dim, spec.action_dim)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("env", sorted(set(SCALING_CRL_ENV_DIMS) - {"reacher"}))
-def test_env_dims_table_matches_heavier_envs(env):
+    assert env in ENV_FACTORIES
     try:
         spec = make_env(env).spec
-    except DistillError as exc:
+    except DistillError as exc:  # an env whose module is not written yet
         pytest.skip(str(exc))
     assert SCALING_CRL_ENV_DIMS[env] == (spec.obs_dim, spec.goal_dim, spec.action_dim)
 
