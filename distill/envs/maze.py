@@ -1,0 +1,182 @@
+"""Maze layouts of the paper's ant and humanoid mazes, and the boxes that build their walls.
+
+A layout is a grid of characters: `#` wall, `.` free, `r` a reset (start) cell, `g` a goal cell.
+Cell (i, j) is centred at (i * cell_size, j * cell_size): the row index runs along world x and the
+column index along y, as in JaxGCRL (whose grids come from D4RL's ant maze). Walls are boxes filling
+their cell, `height_scale * cell_size` tall (ant: 4 m cells, 2 m walls; humanoid: 2 m cells, 1 m walls).
+
+Each wall cell is its own box rather than merged runs: MJX's broad phase (`max_geom_pairs`) ranks
+geom pairs by bounding-sphere distance, which only works when every box is small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import mujoco
+import numpy as np
+
+WALL, FREE, RESET, GOAL = "#", ".", "r", "g"
+WALL_RGBA = (0.7, 0.5, 0.3, 1.0)
+
+
+@dataclass(frozen=True)
+class MazeLayout:
+    """A named grid; `rows[i][j]` is cell (i, j)."""
+
+    name: str
+    rows: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        width = len(self.rows[0])
+        for row in self.rows:
+            if len(row) != width or set(row) - {WALL, FREE, RESET, GOAL}:
+                raise ValueError(f"maze {self.name}: ragged row or unknown cell in {row!r}")
+        if not self.cells(RESET) or not self.cells(GOAL):
+            raise ValueError(f"maze {self.name}: needs at least one reset and one goal cell")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), len(self.rows[0])
+
+    def cells(self, kind: str) -> tuple[tuple[int, int], ...]:
+        return tuple(
+            (i, j) for i, row in enumerate(self.rows) for j, c in enumerate(row) if c == kind
+        )
+
+    def is_wall(self, i: int, j: int) -> bool:
+        rows, cols = self.shape
+        return not (0 <= i < rows and 0 <= j < cols) or self.rows[i][j] == WALL
+
+    def positions(self, kind: str, cell_size: float) -> np.ndarray:
+        """World xy of the centres of all cells of one kind, shape (n, 2)."""
+        return np.asarray(self.cells(kind), dtype=np.float32) * cell_size
+
+    def cell_of(self, xy: np.ndarray, cell_size: float) -> tuple[int, int]:
+        i, j = np.floor(np.asarray(xy) / cell_size + 0.5).astype(int)
+        return int(i), int(j)
+
+
+U_MAZE = MazeLayout("u_maze", (
+    "#####",
+    "#rgg#",
+    "###g#",
+    "#ggg#",
+    "#####",
+))
+U_MAZE_EVAL = MazeLayout("u_maze_eval", (
+    "#####",
+    "#r..#",
+    "###.#",
+    "#ggg#",
+    "#####",
+))
+BIG_MAZE = MazeLayout("big_maze", (
+    "########",
+    "#rg##gg#",
+    "#gg#ggg#",
+    "##ggg###",
+    "#gg#ggg#",
+    "#g#gg#g#",
+    "#ggg#gg#",
+    "########",
+))
+BIG_MAZE_EVAL = MazeLayout("big_maze_eval", (
+    "########",
+    "#r.##gg#",
+    "#..#.gg#",
+    "##...###",
+    "#..#...#",
+    "#.#g.#g#",
+    "#.gg#gg#",
+    "########",
+))
+HARDEST_MAZE = MazeLayout("hardest_maze", (
+    "############",
+    "#rggg#ggggg#",
+    "#g##g#g#g#g#",
+    "#gggggg#ggg#",
+    "#g####g###g#",
+    "#gg#g#ggggg#",
+    "##g#g#g#g###",
+    "#gg#ggg#ggg#",
+    "############",
+))
+
+LAYOUTS: dict[str, MazeLayout] = {
+    m.name: m for m in (U_MAZE, U_MAZE_EVAL, BIG_MAZE, BIG_MAZE_EVAL, HARDEST_MAZE)
+}
+EVAL_LAYOUTS: dict[str, MazeLayout] = {"u_maze": U_MAZE_EVAL, "big_maze": BIG_MAZE_EVAL}
+"""The paper's evaluation grids: same walls and start, goals only in the far cells.
+The hardest maze has none in the paper's code."""
+
+
+def layout_for(name: str, eval_far_goals: bool) -> MazeLayout:
+    """The training layout, or its far-goal evaluation twin."""
+    from distill.errors import DistillError
+
+    if not eval_far_goals:
+        return LAYOUTS[name]
+    if name not in EVAL_LAYOUTS:
+        raise DistillError(
+            f"maze {name!r} has no far-goal evaluation layout (the paper defines them for "
+            f"{', '.join(EVAL_LAYOUTS)}); evaluate it with eval_far_goals=False"
+        )
+    return EVAL_LAYOUTS[name]
+
+
+def add_walls(
+    spec: mujoco.MjSpec,
+    layout: MazeLayout,
+    cell_size: float,
+    height_scale: float,
+    contype: int,
+    conaffinity: int,
+) -> None:
+    """Adds one static box per wall cell to the world body, named `wall_<i>_<j>`."""
+    half = 0.5 * cell_size
+    half_height = 0.5 * height_scale * cell_size
+    for i, j in layout.cells(WALL):
+        spec.worldbody.add_geom(
+            name=f"wall_{i}_{j}",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            pos=[i * cell_size, j * cell_size, half_height],
+            size=[half, half, half_height],
+            contype=contype,
+            conaffinity=conaffinity,
+            rgba=WALL_RGBA,
+        )
+
+
+def limit_geom_pairs(spec: mujoco.MjSpec, max_geom_pairs: int) -> None:
+    """Caps each MJX collision group at its nearest pairs (by bounding sphere); planes exempt.
+
+    MJX 3.17 reads a numeric as `numeric_data[id]`, not at its address, so this must be the
+    model's only numeric or it silently reads another one's data."""
+    if len(spec.numerics):
+        raise ValueError("max_geom_pairs must be the only numeric: delete the others first")
+    spec.add_numeric(name="max_geom_pairs", data=[float(max_geom_pairs)])
+
+
+def choose(key: jax.Array, positions: jax.Array) -> jax.Array:
+    """One row of `positions`, uniformly at random."""
+    return positions[jax.random.randint(key, (), 0, positions.shape[0])]
+
+
+def wall_boxes(model: mujoco.MjModel) -> np.ndarray:
+    """(n, 4) array of [x_min, x_max, y_min, y_max] of every wall box in a compiled model."""
+    boxes = []
+    for g in range(model.ngeom):
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) or ""
+        if name.startswith("wall_"):
+            (x, y, _), (hx, hy, _) = model.geom_pos[g], model.geom_size[g]
+            boxes.append([x - hx, x + hx, y - hy, y + hy])
+    return np.asarray(boxes).reshape(-1, 4)
+
+
+__all__ = [
+    "BIG_MAZE", "BIG_MAZE_EVAL", "EVAL_LAYOUTS", "HARDEST_MAZE", "LAYOUTS", "MazeLayout",
+    "U_MAZE", "U_MAZE_EVAL", "add_walls", "choose", "layout_for", "limit_geom_pairs",
+    "wall_boxes",
+]
