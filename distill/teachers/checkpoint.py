@@ -76,7 +76,7 @@ def save_teacher(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     flat = flatten({"actor": actor, "critic": critic})
-    flat = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in flat.items()}
+    flat = {k: np.array(v, dtype=np.float32, order="C") for k, v in flat.items()}
     blob = st_save(flat)
     write_bytes_atomic(directory / WEIGHTS_NAME, blob)
     doc: dict[str, Any] = {

@@ -50,7 +50,7 @@ def save_state(run_dir: Path, ts: crl.TrainState, cfg: crl.CRLConfig, extra: dic
         arr = np.asarray(jax.device_get(leaf))
         if arr.dtype == np.uint32 or jax.dtypes.issubdtype(arr.dtype, jax.dtypes.prng_key):
             arr = np.asarray(arr, np.uint32)
-        flat[_leaf_name(path)] = np.ascontiguousarray(arr)
+        flat[_leaf_name(path)] = np.array(arr, order="C")  # keeps 0-d leaves 0-d
     write_bytes_atomic(run_dir / STATE_FILE, st_save(flat))
     meta = {"iteration": int(ts.iteration), "config": asdict(cfg), **extra}
     write_text_atomic(run_dir / STATE_META, json.dumps(meta, indent=1))

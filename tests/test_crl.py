@@ -1,0 +1,74 @@
+"""The CRL trainer: goal relabelling draws future states of the same episode, and a run resumed
+from a checkpoint continues exactly as an uninterrupted one."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from distill.teachers import crl
+from distill.teachers.trainer import load_state, save_state
+
+CAP, N, OBS, EP = 40, 3, 5, 10
+
+
+def _buffer(total_steps: int, episode_shift: int = 0) -> crl.Buffer:
+    """Rows where the state's first entry is the global step, so a goal reveals its source row."""
+    buf = crl.Buffer(
+        state=jnp.zeros((CAP, N, OBS)), action=jnp.zeros((CAP, N, 2)), t=jnp.zeros((CAP, N), jnp.int32),
+        episode=jnp.zeros((CAP, N), jnp.int32), step_id=jnp.zeros((CAP,), jnp.int32),
+        ptr=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32), total=jnp.zeros((), jnp.int32),
+    )
+    steps = np.arange(total_steps)
+    state = np.zeros((total_steps, N, OBS), np.float32)
+    state[..., 0] = steps[:, None]
+    state[..., 1] = np.arange(N)[None, :]
+    t = np.broadcast_to((steps % EP)[:, None], (total_steps, N))
+    episode = np.broadcast_to((steps // EP)[:, None] + episode_shift, (total_steps, N))
+    return crl.insert(buf, jnp.asarray(state), jnp.zeros((total_steps, N, 2)), jnp.asarray(t, jnp.int32),
+                      jnp.asarray(episode, jnp.int32))
+
+
+@pytest.mark.parametrize("total", [25, 95])  # buffer partly filled, and wrapped around the ring
+def test_relabelled_goals_come_from_the_future_of_the_same_episode(total):
+    buf = _buffer(total)
+    state, _, goal = crl.sample_batch(buf, jax.random.PRNGKey(0), 4096, (0, 1), EP, 0.7)
+    src, dst = np.asarray(state[:, 0]), np.asarray(goal[:, 0])
+    assert np.array_equal(np.asarray(state[:, 1]), np.asarray(goal[:, 1]))  # same env
+    assert np.all(dst >= src) and np.all(dst < total)
+    assert np.all(dst // EP == src // EP)  # same episode
+    assert np.all(src >= total - CAP)  # only rows still in the ring
+    last = src % EP == EP - 1
+    assert np.all(dst[last] == src[last])  # nothing after the last step: its own state
+    offsets = (dst - src)[~last & (src <= total - EP)].astype(np.int64)
+    assert offsets.min() == 1
+    # P(k) ∝ 0.7^(k-1): offset 1 is the most frequent, and more frequent than 3
+    counts = np.bincount(offsets)
+    assert counts[1] > counts[2] > counts[3]
+
+
+def _tiny_cfg() -> crl.CRLConfig:
+    return crl.CRLConfig(env="reacher", actor_depth=4, critic_depth=4, width=16, num_envs=4, unroll_length=5,
+                         batch_size=16, env_steps_per_sgd_step=10, total_env_steps=80, max_replay_size=50,
+                         min_replay_size=5, alpha_lr=3e-3, eval_every=1000, checkpoint_every=1000)
+
+
+def test_resume_continues_identically(tmp_path, reacher):
+    cfg = _tiny_cfg()
+    ts = crl.init_state(cfg, reacher)
+    for _ in range(2):
+        ts, _ = crl.iteration(cfg, reacher, ts)
+    save_state(tmp_path, ts, cfg, {})
+    for _ in range(2):
+        ts, m = crl.iteration(cfg, reacher, ts)
+    assert int(ts.sgd_steps) == 4 * cfg.sgd_steps  # the buffer was warm from the first iteration
+    assert np.isfinite(float(m["critic_loss"]))
+
+    resumed = load_state(tmp_path, crl.init_state(cfg, reacher))
+    assert int(resumed.iteration) == 2
+    for _ in range(2):
+        resumed, _ = crl.iteration(cfg, reacher, resumed)
+    for a, b in zip(jax.tree_util.tree_leaves(ts), jax.tree_util.tree_leaves(resumed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
