@@ -267,10 +267,20 @@ def test_obstacles_collide_with_feet_and_trunk(obstacle_env):
 
 
 @pytest.mark.slow
-def test_obstacle_env_steps_in_mjx(obstacle_env):
-    state = jax.jit(obstacle_env.reset)(jax.random.PRNGKey(1))
+def test_obstacle_env_stands_on_a_box_in_mjx(obstacle_env):
+    """MJX keeps only the nearest sphere-box pairs; the ones that matter must survive the cull."""
+    start = jax.jit(obstacle_env.reset)(jax.random.PRNGKey(1))
     step = jax.jit(obstacle_env.step)
-    for _ in range(50):
+    state = start
+    for _ in range(25):
         state = step(state, jnp.zeros(12))
     assert np.isfinite(np.asarray(state.obs)).all()
     assert 0.22 < float(state.data.qpos[2]) < 0.30
+    x, y = go2_module.OBSTACLES[0]
+    on_box = start.data.replace(qpos=start.data.qpos.at[:3].set(jnp.array([x, y, 0.6])))
+    state = start.replace(data=on_box)
+    for _ in range(25):
+        state = step(state, jnp.zeros(12))
+    assert not bool(state.done)
+    top = 2 * go2_module.OBSTACLE_HALF[2]
+    assert top + 0.2 < float(state.data.qpos[2]) < top + 0.32

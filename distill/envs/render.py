@@ -101,17 +101,25 @@ def to_mj_data(env: MjxGoalEnv, state: EnvState) -> mujoco.MjData:
     return mj_data
 
 
-def default_view(env: MjxGoalEnv, state: EnvState) -> View:
-    """Frames the robot's achieved goal and the goal together, whatever their distance."""
-    robot = np.asarray(env.achieved_goal(state.data), dtype=float)
-    goal = np.asarray(state.goal, dtype=float)
-    robot3 = np.pad(robot, (0, 3 - robot.size))[:3]
-    goal3 = np.pad(goal, (0, 3 - goal.size))[:3]
-    span = float(np.linalg.norm(robot3[:2] - goal3[:2]))
-    size = float(env.mj_model.stat.extent)
-    centre = (robot3 + goal3) / 2
-    distance = max(1.3 * span + 0.5 * size, 1.0 * size)
-    return View(lookat=tuple(centre), distance=distance)
+def default_view(env: MjxGoalEnv, state: EnvState, mj_data: mujoco.MjData) -> View:
+    """Frames the robot, the goal and the static scenery (maze walls, obstacles, arena), looking
+    down steeply when there are walls to show and from lower down on open ground."""
+    m = env.mj_model
+    points = [np.asarray(env.achieved_goal(state.data), float), np.asarray(state.goal, float)]
+    points = [np.pad(p, (0, 3 - p.size))[:3] for p in points]
+    lows, highs = [p - 0.3 for p in points], [p + 0.3 for p in points]
+    static = [g for g in range(m.ngeom)
+              if m.geom_bodyid[g] == 0 and m.geom_type[g] != mujoco.mjtGeom.mjGEOM_PLANE]
+    for g in static:
+        lows.append(mj_data.geom_xpos[g] - m.geom_rbound[g])
+        highs.append(mj_data.geom_xpos[g] + m.geom_rbound[g])
+    low, high = np.min(lows, axis=0), np.max(highs, axis=0)
+    radius = 0.5 * float(np.linalg.norm((high - low)[:2]))
+    half_fov = np.deg2rad(m.vis.global_.fovy) / 2
+    distance = max(1.05 * radius / np.sin(half_fov), 0.5)
+    centre = (low + high) / 2
+    centre[2] = 0.0
+    return View(lookat=tuple(centre), distance=distance, elevation=-60.0 if static else -35.0)
 
 
 def render_state(env: MjxGoalEnv, state: EnvState, view: View | None = None,
@@ -124,7 +132,7 @@ def render_state(env: MjxGoalEnv, state: EnvState, view: View | None = None,
     height = min(height, mj_model.vis.global_.offheight)
     mj_data = to_mj_data(env, state)
     if view is None:
-        view = env.render_view(state) if hasattr(env, "render_view") else default_view(env, state)
+        view = default_view(env, state, mj_data)
     camera = mujoco.MjvCamera()
     camera.type = mujoco.mjtCamera.mjCAMERA_FREE
     camera.lookat[:] = view.lookat
