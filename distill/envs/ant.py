@@ -6,8 +6,9 @@ Observation (29 state + 2 goal), as scaling-crl lays it out:
   [29:31] goal = target xy; goal indices = torso xy (0, 1); success = torso xy within 0.5 m.
 Episodes last 1,000 steps of 0.05 s and end early when the torso leaves z in [0.2, 1.0].
 Resets: the paper's init pose (the asset's `init_qpos`) plus U(+-0.1) on qpos and 0.1 N(0, 1) on
-qvel, then lifted just enough that no foot starts inside the floor. Plain `ant` draws goals on a circle of radius 10 m around the origin (uniform angle), as
-JaxGCRL's ant does; the mazes start at the layout's reset cell and draw a goal cell uniformly.
+qvel, then lifted just enough that no foot starts inside the floor. Plain `ant` draws goals on a
+circle of radius 10 m around the origin (uniform angle), as JaxGCRL's ant does; the mazes start at
+the layout's reset cell and draw a goal cell uniformly.
 Contacts follow JaxGCRL's ant assets: feet spheres touch the floor and walls, torso and hips touch
 walls only, no self-collisions. Physics notes: docs/envs_physics.md.
 """
@@ -22,7 +23,15 @@ from mujoco import mjx
 
 from distill.envs.assets import load_spec
 from distill.envs.base import EnvSpec, MjxGoalEnv
-from distill.envs.maze import RESET, GOAL, MazeLayout, add_walls, choose, layout_for, limit_geom_pairs
+from distill.envs.maze import (
+    GOAL,
+    RESET,
+    MazeLayout,
+    add_walls,
+    choose,
+    layout_for,
+    limit_geom_pairs,
+)
 
 TIMESTEP = 0.01
 N_FRAMES = 5
@@ -162,7 +171,8 @@ class Ant(MjxGoalEnv):
     def sample_initial(self, key):
         k_q, k_v, k_start, k_goal = jax.random.split(key, 4)
         nq, nv = self.mj_model.nq, self.mj_model.nv
-        qpos = self._init_qpos + jax.random.uniform(k_q, (nq,), minval=-RESET_NOISE, maxval=RESET_NOISE)
+        noise = jax.random.uniform(k_q, (nq,), minval=-RESET_NOISE, maxval=RESET_NOISE)
+        qpos = self._init_qpos + noise
         qpos = qpos.at[3:7].set(qpos[3:7] / jnp.linalg.norm(qpos[3:7]))
         qpos = qpos.at[2].add(self._floor_clearance(qpos))
         qvel = (RESET_NOISE * jax.random.normal(k_v, (nv,))).at[-2:].set(0.0)

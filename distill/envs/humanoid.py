@@ -29,11 +29,24 @@ import numpy as np
 from mujoco import mjx
 
 from distill.envs.ant import (
-    FLOOR_BIT, WALL_BIT, actuator_names, add_target, joint_names, use_mjx_solver,
+    FLOOR_BIT,
+    WALL_BIT,
+    actuator_names,
+    add_target,
+    joint_names,
+    use_mjx_solver,
 )
 from distill.envs.assets import load_spec
 from distill.envs.base import EnvSpec, MjxGoalEnv
-from distill.envs.maze import RESET, GOAL, MazeLayout, add_walls, choose, layout_for, limit_geom_pairs
+from distill.envs.maze import (
+    GOAL,
+    RESET,
+    MazeLayout,
+    add_walls,
+    choose,
+    layout_for,
+    limit_geom_pairs,
+)
 
 TIMESTEP = 0.003
 N_FRAMES = 5
@@ -77,9 +90,12 @@ def _humanoid_spec(name: str, model: mujoco.MjModel) -> EnvSpec:
     qpos, qvel = joint_names(model)
     bodies = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, b) for b in range(1, model.nbody)]
     inertia = [
-        n for b in bodies for n in [f"{b}_inertia_{r}{c}" for r in "xyz" for c in "xyz"] + [f"{b}_mass"]
+        n for b in bodies
+        for n in [f"{b}_inertia_{r}{c}" for r in "xyz" for c in "xyz"] + [f"{b}_mass"]
     ]
-    velocity = [f"{b}_{c}" for b in bodies for c in ("com_vx", "com_vy", "com_vz", "wx", "wy", "wz")]
+    velocity = [
+        f"{b}_{c}" for b in bodies for c in ("com_vx", "com_vy", "com_vz", "wx", "wy", "wz")
+    ]
     forces = [f"qfrc_actuator_{n.removesuffix('_vel')}" for n in qvel]
     names = qpos + qvel + inertia + velocity + forces
     return EnvSpec(
@@ -132,7 +148,8 @@ class Humanoid(MjxGoalEnv):
         mass = self._mass
         com_i = data.xipos[1:]
         p = com_i - jnp.sum(mass[:, None] * com_i, axis=0) / jnp.sum(mass)
-        parallel = jnp.sum(p * p, axis=-1)[:, None, None] * jnp.eye(3) - p[:, :, None] * p[:, None, :]
+        outer = p[:, :, None] * p[:, None, :]
+        parallel = jnp.sum(p * p, axis=-1)[:, None, None] * jnp.eye(3) - outer
         inertia = jnp.eye(3) + mass[:, None, None] * parallel
         cinert = jnp.concatenate([inertia.reshape(-1, 9), mass[:, None]], axis=-1)
         ang, lin = data.cvel[1:, :3], data.cvel[1:, 3:]

@@ -3,7 +3,8 @@
 A layout is a grid of characters: `#` wall, `.` free, `r` a reset (start) cell, `g` a goal cell.
 Cell (i, j) is centred at (i * cell_size, j * cell_size): the row index runs along world x and the
 column index along y, as in JaxGCRL (whose grids come from D4RL's ant maze). Walls are boxes filling
-their cell, `height_scale * cell_size` tall (ant: 4 m cells, 2 m walls; humanoid: 2 m cells, 1 m walls).
+their cell, `height_scale * cell_size` tall (ant: 4 m cells and 2 m walls; humanoid: 2 m cells and
+1 m walls).
 
 Each wall cell is its own box rather than merged runs: MJX's broad phase (`max_geom_pairs`) ranks
 geom pairs by bounding-sphere distance, which only works when every box is small.
@@ -174,9 +175,3 @@ def wall_boxes(model: mujoco.MjModel) -> np.ndarray:
             boxes.append([x - hx, x + hx, y - hy, y + hy])
     return np.asarray(boxes).reshape(-1, 4)
 
-
-__all__ = [
-    "BIG_MAZE", "BIG_MAZE_EVAL", "EVAL_LAYOUTS", "HARDEST_MAZE", "LAYOUTS", "MazeLayout",
-    "U_MAZE", "U_MAZE_EVAL", "add_walls", "choose", "layout_for", "limit_geom_pairs",
-    "wall_boxes",
-]
