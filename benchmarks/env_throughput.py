@@ -9,7 +9,7 @@ MuJoCo's C engine, how far the one-iteration Newton solve drifts from a converge
 
     python benchmarks/env_throughput.py                  # writes results/env_throughput_<device>.*
     python benchmarks/env_throughput.py --quick          # reacher and go2, batches 128 and 1,024
-    python benchmarks/env_throughput.py --envs go2,ant --batches 128
+    python benchmarks/env_throughput.py --envs ant_big_maze,humanoid_u_maze --batches 128,1024
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from distill.envs.base import MjxGoalEnv
 from distill.errors import DistillError
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ENVS = ("reacher", "ant", "humanoid", "go2", "go2_obstacles", "ant_big_maze")
+ENVS = ("reacher", "ant", "humanoid", "go2", "go2_obstacles")
+"""Mazes add wall contacts to ant and humanoid; time them with `--envs ant_big_maze,...`."""
 QUICK_ENVS = ("reacher", "go2")
 BATCHES = (128, 1024, 4096)
 QUICK_BATCHES = (128, 1024)
@@ -129,8 +130,9 @@ def batched_start(env: MjxGoalEnv, reset, batch: int):
     return states.replace(key=jax.random.split(jax.random.PRNGKey(batch + 1), batch))
 
 
-def bench_cell(env: MjxGoalEnv, reset, batch: int, steps: int, budget_s: float,
-               min_calls: int) -> Cell:
+def bench_cell(
+    env: MjxGoalEnv, reset, batch: int, steps: int, budget_s: float, min_calls: int
+) -> Cell:
     states = batched_start(env, reset, batch)
     key = jax.random.PRNGKey(0)
     compiled, compile_s, compile_cpu_s = _compile(rollout_fn(env, batch, steps), states, key)
@@ -142,8 +144,16 @@ def bench_cell(env: MjxGoalEnv, reset, batch: int, steps: int, budget_s: float,
         states = jax.block_until_ready(compiled(states, key))
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
-    return Cell(env.spec.name, batch, steps, round(compile_s, 2), round(compile_cpu_s, 2),
-                len(times), round(median, 4), round(batch * steps / median, 1))
+    return Cell(
+        env.spec.name,
+        batch,
+        steps,
+        round(compile_s, 2),
+        round(compile_cpu_s, 2),
+        len(times),
+        round(median, 4),
+        round(batch * steps / median, 1),
+    )
 
 
 def go2_solver_check(seconds: float = 5.0) -> list[dict]:
@@ -169,18 +179,21 @@ def go2_solver_check(seconds: float = 5.0) -> list[dict]:
     rows = []
     for iterations, ls in ((1, 1), (1, 5), (2, 5), (4, 10)):
         traj = trajectory(iterations, ls)
-        rows.append({
-            "iterations": iterations,
-            "ls_iterations": ls,
-            "max_base_pos_error_m": round(float(np.abs(traj - reference).max()), 4),
-            "mean_height_m": round(float(traj[:, 2].mean()), 4),
-            "reference_mean_height_m": round(float(reference[:, 2].mean()), 4),
-        })
+        rows.append(
+            {
+                "iterations": iterations,
+                "ls_iterations": ls,
+                "max_base_pos_error_m": round(float(np.abs(traj - reference).max()), 4),
+                "mean_height_m": round(float(traj[:, 2].mean()), 4),
+                "reference_mean_height_m": round(float(reference[:, 2].mean()), 4),
+            }
+        )
     return rows
 
 
-def run(envs: list[str], batches: list[int], steps: int, budget_s: float, min_calls: int,
-        quick: bool) -> dict:
+def run(
+    envs: list[str], batches: list[int], steps: int, budget_s: float, min_calls: int, quick: bool
+) -> dict:
     device = jax.devices()[0]
     load_start = os.getloadavg()[0]
     cells: list[Cell] = []
@@ -205,15 +218,26 @@ def run(envs: list[str], batches: list[int], steps: int, budget_s: float, min_ca
     return {
         "benchmark": "env_throughput",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "device": {"name": device_name(device), "platform": device.platform,
-                   "kind": device.device_kind, "count": jax.device_count()},
-        "host": {"cpu": cpu_model(), "cpu_count": os.cpu_count(),
-                 "loadavg_1m_at_start": round(load_start, 2),
-                 "loadavg_1m_at_end": round(os.getloadavg()[0], 2)},
+        "device": {
+            "name": device_name(device),
+            "platform": device.platform,
+            "kind": device.device_kind,
+            "count": jax.device_count(),
+        },
+        "host": {
+            "cpu": cpu_model(),
+            "cpu_count": os.cpu_count(),
+            "loadavg_1m_at_start": round(load_start, 2),
+            "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+        },
         "versions": {"jax": jax.__version__, "mujoco": mujoco.__version__},
         "quick": quick,
-        "timing": {"steps_per_call": steps, "budget_s_per_cell": budget_s, "min_calls": min_calls,
-                   "statistic": "median timed call after one untimed call; steps/s = batch x steps / median"},
+        "timing": {
+            "steps_per_call": steps,
+            "budget_s_per_cell": budget_s,
+            "min_calls": min_calls,
+            "statistic": "median timed call after one untimed call; steps/s = batch x steps / median",
+        },
         "physics": physics,
         "skipped": skipped,
         "go2_solver_check": solver_check,
@@ -226,17 +250,24 @@ def markdown(result: dict) -> str:
     lines = [
         f"# Env throughput — {d['kind']} ({d['platform']})",
         "",
-        (f"{host['cpu']}, {host['cpu_count']} CPUs, jax {result['versions']['jax']}, mujoco "
-         f"{result['versions']['mujoco']}, {result['created']}; load average "
-         f"{host['loadavg_1m_at_start']} -> {host['loadavg_1m_at_end']}"
-         f"{' (quick run)' if result['quick'] else ''}. Each call is a jitted scan of "
-         f"{result['timing']['steps_per_call']} batched steps with random actions, auto-resets "
-         "included; steps/s counts env steps (one policy step = n_frames physics steps)."),
+        (
+            f"{host['cpu']}, {host['cpu_count']} CPUs, jax {result['versions']['jax']}, mujoco "
+            f"{result['versions']['mujoco']}, {result['created']}; load average "
+            f"{host['loadavg_1m_at_start']} -> {host['loadavg_1m_at_end']}"
+            f"{' (quick run)' if result['quick'] else ''}. Each call is a jitted scan of "
+            f"{result['timing']['steps_per_call']} batched steps with random actions, auto-resets "
+            "included; steps/s counts env steps (one policy step = n_frames physics steps)."
+        ),
         "",
     ]
     if host["loadavg_1m_at_start"] > host["cpu_count"]:
-        lines += ["The host was shared (load average above its CPU count): throughput is "
-                  "pessimistic; compile CPU seconds are the steadier figure.", ""]
+        lines += [
+            (
+                "The host was shared (load average above its CPU count): throughput is "
+                "pessimistic; compile CPU seconds are the steadier figure."
+            ),
+            "",
+        ]
     batches = sorted({c["batch"] for c in result["cells"]})
     lines += [
         "| env | " + " | ".join(f"steps/s @ {b:,}" for b in batches) + " | compile s (CPU s) |",
@@ -244,24 +275,41 @@ def markdown(result: dict) -> str:
     ]
     for env in result["physics"]:
         cells = {c["batch"]: c for c in result["cells"] if c["env"] == env}
-        rates = " | ".join(f"{cells[b]['steps_per_s']:,.0f}" if b in cells else "—" for b in batches)
-        compiles = ", ".join(f"{c['compile_s']:.0f} ({c['compile_cpu_s']:.0f})" for c in cells.values())
+        rates = " | ".join(
+            f"{cells[b]['steps_per_s']:,.0f}" if b in cells else "—" for b in batches
+        )
+        compiles = ", ".join(
+            f"{c['compile_s']:.0f} ({c['compile_cpu_s']:.0f})" for c in cells.values()
+        )
         lines.append(f"| {env} | {rates} | {compiles} |")
-    lines += ["", "## Physics settings", "",
-              "| env | solver | iterations | line search | cone | dt x frames | nv | contacts | constraint rows |",
-              "|---|---|---:|---:|---|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Physics settings",
+        "",
+        "| env | solver | iterations | line search | cone | dt x frames | nv | contacts | constraint rows |",
+        "|---|---|---:|---:|---|---|---:|---:|---:|",
+    ]
     for env, p in result["physics"].items():
-        lines.append(f"| {env} | {p['solver']} | {p['iterations']} | {p['ls_iterations']} | {p['cone']} | "
-                     f"{p['timestep']:g} x {p['n_frames']} | {p['nv']} | {p['contacts']} | {p['constraint_rows']} |")
+        lines.append(
+            f"| {env} | {p['solver']} | {p['iterations']} | {p['ls_iterations']} | {p['cone']} | "
+            f"{p['timestep']:g} x {p['n_frames']} | {p['nv']} | {p['contacts']} | {p['constraint_rows']} |"
+        )
     lines += ["", GO2_SOLVER_NOTE, ""]
     if result["go2_solver_check"]:
-        lines += ["Why one iteration is enough for the Go2: base-position error over 5 s of random "
-                  "actions against a converged solve (100 iterations, 50 line-search), MuJoCo C:", "",
-                  "| iterations | line search | max base error (m) | mean height (m) | converged mean height (m) |",
-                  "|---:|---:|---:|---:|---:|"]
+        lines += [
+            (
+                "Why one iteration is enough for the Go2: base-position error over 5 s of random "
+                "actions against a converged solve (100 iterations, 50 line-search), MuJoCo C:"
+            ),
+            "",
+            "| iterations | line search | max base error (m) | mean height (m) | converged mean height (m) |",
+            "|---:|---:|---:|---:|---:|",
+        ]
         for r in result["go2_solver_check"]:
-            lines.append(f"| {r['iterations']} | {r['ls_iterations']} | {r['max_base_pos_error_m']:.4f} | "
-                         f"{r['mean_height_m']:.4f} | {r['reference_mean_height_m']:.4f} |")
+            lines.append(
+                f"| {r['iterations']} | {r['ls_iterations']} | {r['max_base_pos_error_m']:.4f} | "
+                f"{r['mean_height_m']:.4f} | {r['reference_mean_height_m']:.4f} |"
+            )
         lines.append("")
     for env, why in result["skipped"].items():
         lines.append(f"Skipped {env}: {why}")
@@ -270,18 +318,27 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help=f"envs {','.join(QUICK_ENVS)}, batches "
-                        f"{','.join(map(str, QUICK_BATCHES))}, short budget")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"envs {','.join(QUICK_ENVS)}, batches "
+        f"{','.join(map(str, QUICK_BATCHES))}, short budget",
+    )
     parser.add_argument("--envs", help=f"comma-separated env names (default {','.join(ENVS)})")
     parser.add_argument("--batches", help="comma-separated batch sizes (default 128,1024,4096)")
     parser.add_argument("--steps", type=int, default=10, help="env steps per timed call")
-    parser.add_argument("--budget", type=float, help="seconds of timed calls per cell (default 3, quick 0.5)")
+    parser.add_argument(
+        "--budget", type=float, help="seconds of timed calls per cell (default 3, quick 0.5)"
+    )
     parser.add_argument("--min-calls", type=int, default=2, help="timed calls per cell at least")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the .json and .md")
     args = parser.parse_args(argv)
     envs = args.envs.split(",") if args.envs else list(QUICK_ENVS if args.quick else ENVS)
-    batches = ([int(b) for b in args.batches.split(",")] if args.batches
-               else list(QUICK_BATCHES if args.quick else BATCHES))
+    batches = (
+        [int(b) for b in args.batches.split(",")]
+        if args.batches
+        else list(QUICK_BATCHES if args.quick else BATCHES)
+    )
     budget = args.budget if args.budget is not None else (0.5 if args.quick else 3.0)
 
     result = run(envs, batches, args.steps, budget, args.min_calls, args.quick)

@@ -18,9 +18,9 @@ def _decode_png(blob: bytes) -> np.ndarray:
     assert blob[:8] == b"\x89PNG\r\n\x1a\n"
     pos, chunks = 8, {}
     while pos < len(blob):
-        (length,) = struct.unpack(">I", blob[pos:pos + 4])
-        kind, payload = blob[pos + 4:pos + 8], blob[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", blob[pos + 8 + length:pos + 12 + length])
+        (length,) = struct.unpack(">I", blob[pos : pos + 4])
+        kind, payload = blob[pos + 4 : pos + 8], blob[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", blob[pos + 8 + length : pos + 12 + length])
         assert crc == zlib.crc32(kind + payload) & 0xFFFFFFFF, kind
         chunks[kind] = chunks.get(kind, b"") + payload
         pos += 12 + length
@@ -51,7 +51,9 @@ def test_info_go2(capsys):
     assert "12 in [-1, 1]" in out
     assert "500 steps (10 s)" in out and "0.5" in out
     assert "Newton solver, 1 iteration(s), 5 line-search, pyramidal cone" in out
-    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  [") and ":" in line}
+    rows = {
+        line.split()[0]: line for line in out.splitlines() if line.startswith("  [") and ":" in line
+    }
     assert "base_ang_vel" in rows["[0:3]"]
     assert "projected_gravity" in rows["[3:6]"]
     assert "joint_pos" in rows["[6:18]"] and "joint_vel" in rows["[18:30]"]
@@ -70,7 +72,9 @@ def test_info_unknown_env_is_a_one_line_error(capsys):
 def test_render_rejects_bad_arguments(tmp_path, capsys):
     assert main(["env", "render", "reacher", "--out", str(tmp_path / "x.jpg")]) == 2
     assert ".png" in capsys.readouterr().err
-    assert main(["env", "render", "reacher", "--out", str(tmp_path / "x.png"), "--steps", "-1"]) == 2
+    assert (
+        main(["env", "render", "reacher", "--out", str(tmp_path / "x.png"), "--steps", "-1"]) == 2
+    )
     assert "--steps" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 

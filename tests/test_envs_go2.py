@@ -8,8 +8,8 @@ import mujoco
 import numpy as np
 import pytest
 
-from distill.envs import make_env
 from distill.envs import go2 as go2_module
+from distill.envs import make_env
 
 LEGS = ("FR", "FL", "RR", "RL")
 
@@ -102,9 +102,15 @@ def test_joint_axes_ranges_and_torque_limits(env):
 def test_only_feet_touch_the_floor(env):
     m = env.mj_model
     floor = m.geom("floor").id
-    touching = [m.geom(g).name for g in range(m.ngeom) if g != floor
-                and (m.geom_contype[g] & m.geom_conaffinity[floor]
-                     or m.geom_contype[floor] & m.geom_conaffinity[g])]
+    touching = [
+        m.geom(g).name
+        for g in range(m.ngeom)
+        if g != floor
+        and (
+            m.geom_contype[g] & m.geom_conaffinity[floor]
+            or m.geom_contype[floor] & m.geom_conaffinity[g]
+        )
+    ]
     assert sorted(touching) == sorted(f"{leg}_foot" for leg in LEGS)
     assert all(m.geom(f"{leg}_foot").type == mujoco.mjtGeom.mjGEOM_SPHERE for leg in LEGS)
 
@@ -158,8 +164,9 @@ def test_stands_under_zero_action(env, step, start):
 def test_last_action_is_observed(env, step, start):
     action = jnp.linspace(-1.5, 1.5, 12)
     state = step(start, action)
-    np.testing.assert_allclose(np.asarray(state.obs[30:42]), np.clip(np.asarray(action), -1, 1),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(state.obs[30:42]), np.clip(np.asarray(action), -1, 1), atol=1e-6
+    )
 
 
 def test_deterministic_for_a_key(env, reset, step):
@@ -186,7 +193,9 @@ def test_auto_reset_draws_new_goal(env, step, start):
 
 
 def test_fallen_robot_terminates(env, step, start):
-    upside_down = start.data.replace(qpos=start.data.qpos.at[3:7].set(jnp.array([0.0, 1.0, 0.0, 0.0])))
+    upside_down = start.data.replace(
+        qpos=start.data.qpos.at[3:7].set(jnp.array([0.0, 1.0, 0.0, 0.0]))
+    )
     nxt = step(start.replace(data=upside_down), jnp.zeros(12))
     assert bool(nxt.done) and int(nxt.t) == 0
 
@@ -198,11 +207,13 @@ def test_projected_gravity_follows_base_tilt(env, step, start):
     nxt = step(start.replace(data=tilted), jnp.zeros(12))
     assert not bool(nxt.done)
     w, x, y, z = np.asarray(nxt.data.qpos[3:7], dtype=np.float64)
-    rotation = np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    rotation = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
     np.testing.assert_allclose(np.asarray(nxt.obs[3:6]), rotation.T @ [0, 0, -1], atol=1e-5)
     assert float(nxt.obs[4]) < -0.4
 
@@ -215,9 +226,12 @@ def test_goal_observation_is_goal_in_base_yaw_frame(env, reset, step):
         yaw = _yaw_from_quat(qpos[3:7])
         delta = np.asarray(state.goal) - qpos[:2]
         forward, left = np.array([np.cos(yaw), np.sin(yaw)]), np.array([-np.sin(yaw), np.cos(yaw)])
-        np.testing.assert_allclose(np.asarray(state.obs[42:44]), [delta @ forward, delta @ left],
-                                   atol=1e-5)
-    ahead = go2_module.relative_goal(jnp.array([1.0, 1.0]), jnp.asarray(np.pi / 2), jnp.array([1.0, 3.0]))
+        np.testing.assert_allclose(
+            np.asarray(state.obs[42:44]), [delta @ forward, delta @ left], atol=1e-5
+        )
+    ahead = go2_module.relative_goal(
+        jnp.array([1.0, 1.0]), jnp.asarray(np.pi / 2), jnp.array([1.0, 3.0])
+    )
     np.testing.assert_allclose(np.asarray(ahead), [2.0, 0.0], atol=1e-6)
     right = go2_module.relative_goal(jnp.zeros(2), jnp.asarray(np.pi / 2), jnp.array([1.0, 0.0]))
     np.testing.assert_allclose(np.asarray(right), [0.0, -1.0], atol=1e-6)
@@ -256,13 +270,20 @@ def test_obstacles_collide_with_feet_and_trunk(obstacle_env):
     d.qpos[7:] = go2_module.HOME_POSE
     mujoco.mj_forward(m, d)
     box = m.geom("obstacle0").id
-    touching = {m.geom(int(g)).name or m.body(m.geom_bodyid[int(g)]).name
-                for c in d.contact[: d.ncon] for g in (c.geom1, c.geom2) if box in (c.geom1, c.geom2)}
+    touching = {
+        m.geom(int(g)).name or m.body(m.geom_bodyid[int(g)]).name
+        for c in d.contact[: d.ncon]
+        for g in (c.geom1, c.geom2)
+        if box in (c.geom1, c.geom2)
+    }
     assert "base" in touching
     d.qpos[:3] = [go2_module.OBSTACLES[0][0], go2_module.OBSTACLES[0][1], 0.58]
     mujoco.mj_forward(m, d)
-    on_box = {m.geom(int(c.geom1 + c.geom2 - box)).name for c in d.contact[: d.ncon]
-              if box in (c.geom1, c.geom2)}
+    on_box = {
+        m.geom(int(c.geom1 + c.geom2 - box)).name
+        for c in d.contact[: d.ncon]
+        if box in (c.geom1, c.geom2)
+    }
     assert on_box and all(name.endswith("_foot") for name in on_box)
 
 

@@ -10,7 +10,11 @@ import mujoco
 from distill.envs import make_env
 from distill.envs.base import EnvSpec
 
-_SUFFIXES = ((re.compile(r"_v[xyz]$"), "_vel"), (re.compile(r"_[xyz]$"), ""), (re.compile(r"\d+$"), ""))
+_SUFFIXES = (
+    (re.compile(r"_v[xyz]$"), "_vel"),
+    (re.compile(r"_[xyz]$"), ""),
+    (re.compile(r"\d+$"), ""),
+)
 
 
 def _stem(name: str) -> str:
@@ -20,8 +24,10 @@ def _stem(name: str) -> str:
     return name
 
 
-def obs_groups(spec: EnvSpec, declared: tuple[tuple[str, int, int], ...] | None = None,
-               ) -> list[tuple[str, int, int]]:
+def obs_groups(
+    spec: EnvSpec,
+    declared: tuple[tuple[str, int, int], ...] | None = None,
+) -> list[tuple[str, int, int]]:
     """(field, start, stop) per observation field: the env's own table, else runs of names that
     share a stem once an axis or index suffix is dropped (tip_x, tip_y, tip_z -> tip)."""
     if declared:
@@ -44,8 +50,10 @@ def _physics(env) -> str:
     opt = env.mj_model.opt
     solver = mujoco.mjtSolver(opt.solver).name.removeprefix("mjSOL_").title()
     cone = mujoco.mjtCone(opt.cone).name.removeprefix("mjCONE_").lower()
-    return (f"MuJoCo/MJX, {solver} solver, {opt.iterations} iteration(s), "
-            f"{opt.ls_iterations} line-search, {cone} cone")
+    return (
+        f"MuJoCo/MJX, {solver} solver, {opt.iterations} iteration(s), "
+        f"{opt.ls_iterations} line-search, {cone} cone"
+    )
 
 
 def describe(name: str) -> str:
@@ -54,9 +62,11 @@ def describe(name: str) -> str:
     spec = env.spec
     frames = env.n_frames
     timestep = spec.control_dt / frames
-    goal_idx = (f"{list(spec.goal_indices)} (state dims that hold the achieved goal)"
-                if spec.goal_indices else
-                "none: the state holds no absolute position; achieved goal = env.achieved_goal(data)")
+    goal_idx = (
+        f"{list(spec.goal_indices)} (state dims that hold the achieved goal)"
+        if spec.goal_indices
+        else "none: the state holds no absolute position; achieved goal = env.achieved_goal(data)"
+    )
     lines = [
         f"env             {spec.name}",
         f"input           {spec.input_dim} = {spec.obs_dim} state + {spec.goal_dim} goal",

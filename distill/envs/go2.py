@@ -83,28 +83,53 @@ ARMATURE = 0.01
 FOOT_FRICTION = 0.8
 FOOT_SOLIMP = (0.015, 1.0, 0.031, 0.5, 2.0)
 
-BASE_INERTIAL = ((0.021112, 0.0, -0.005366), (-0.000543471, 0.713435, -0.00173769, 0.700719),
-                 (0.107027, 0.0980771, 0.0244531))
+BASE_INERTIAL = (
+    (0.021112, 0.0, -0.005366),
+    (-0.000543471, 0.713435, -0.00173769, 0.700719),
+    (0.107027, 0.0980771, 0.0244531),
+)
 INERTIALS = {
     # (link, leg): (centre of mass, principal-axes quaternion, principal inertia)
-    ("hip", "FL"): ((-0.0054, 0.00194, -0.000105), (0.497014, 0.499245, 0.505462, 0.498237),
-                    (0.00088403, 0.000596003, 0.000479967)),
-    ("hip", "FR"): ((-0.0054, -0.00194, -0.000105), (0.498237, 0.505462, 0.499245, 0.497014),
-                    (0.00088403, 0.000596003, 0.000479967)),
-    ("hip", "RL"): ((0.0054, 0.00194, -0.000105), (0.505462, 0.498237, 0.497014, 0.499245),
-                    (0.00088403, 0.000596003, 0.000479967)),
-    ("hip", "RR"): ((0.0054, -0.00194, -0.000105), (0.499245, 0.497014, 0.498237, 0.505462),
-                    (0.00088403, 0.000596003, 0.000479967)),
-    ("thigh", "left"): ((-0.00374, -0.0223, -0.0327), (0.829533, 0.0847635, -0.0200632, 0.551623),
-                        (0.00594973, 0.00584149, 0.000878787)),
-    ("thigh", "right"): ((-0.00374, 0.0223, -0.0327), (0.551623, -0.0200632, 0.0847635, 0.829533),
-                         (0.00594973, 0.00584149, 0.000878787)),
-    ("calf", "left"): ((0.00629595, -0.000622121, -0.141417),
-                       (0.710672, 0.00154099, -0.00450087, 0.703508),
-                       (0.0014901, 0.00146356, 5.31397e-05)),
-    ("calf", "right"): ((0.00629595, 0.000622121, -0.141417),
-                        (0.703508, -0.00450087, 0.00154099, 0.710672),
-                        (0.0014901, 0.00146356, 5.31397e-05)),
+    ("hip", "FL"): (
+        (-0.0054, 0.00194, -0.000105),
+        (0.497014, 0.499245, 0.505462, 0.498237),
+        (0.00088403, 0.000596003, 0.000479967),
+    ),
+    ("hip", "FR"): (
+        (-0.0054, -0.00194, -0.000105),
+        (0.498237, 0.505462, 0.499245, 0.497014),
+        (0.00088403, 0.000596003, 0.000479967),
+    ),
+    ("hip", "RL"): (
+        (0.0054, 0.00194, -0.000105),
+        (0.505462, 0.498237, 0.497014, 0.499245),
+        (0.00088403, 0.000596003, 0.000479967),
+    ),
+    ("hip", "RR"): (
+        (0.0054, -0.00194, -0.000105),
+        (0.499245, 0.497014, 0.498237, 0.505462),
+        (0.00088403, 0.000596003, 0.000479967),
+    ),
+    ("thigh", "left"): (
+        (-0.00374, -0.0223, -0.0327),
+        (0.829533, 0.0847635, -0.0200632, 0.551623),
+        (0.00594973, 0.00584149, 0.000878787),
+    ),
+    ("thigh", "right"): (
+        (-0.00374, 0.0223, -0.0327),
+        (0.551623, -0.0200632, 0.0847635, 0.829533),
+        (0.00594973, 0.00584149, 0.000878787),
+    ),
+    ("calf", "left"): (
+        (0.00629595, -0.000622121, -0.141417),
+        (0.710672, 0.00154099, -0.00450087, 0.703508),
+        (0.0014901, 0.00146356, 5.31397e-05),
+    ),
+    ("calf", "right"): (
+        (0.00629595, 0.000622121, -0.141417),
+        (0.703508, -0.00450087, 0.00154099, 0.710672),
+        (0.0014901, 0.00146356, 5.31397e-05),
+    ),
 }
 
 TRUNK_HALF = (0.1881, 0.04675, 0.057)
@@ -125,8 +150,12 @@ FLOOR_BIT = 1
 TRUNK_BIT = 2
 
 OBS_GROUPS = (
-    ("base_ang_vel", 0, 3), ("projected_gravity", 3, 6), ("joint_pos", 6, 18),
-    ("joint_vel", 18, 30), ("last_action", 30, 42), ("goal_rel", 42, 44),
+    ("base_ang_vel", 0, 3),
+    ("projected_gravity", 3, 6),
+    ("joint_pos", 6, 18),
+    ("joint_vel", 18, 30),
+    ("last_action", 30, 42),
+    ("goal_rel", 42, 44),
 )
 """(name, start, stop) of each observation field, for `distill env info` and deploy files."""
 
@@ -181,24 +210,52 @@ def _add_leg(base: mujoco.MjsBody, leg: str, foot_mask: int) -> None:
     hip = base.add_body(name=f"{leg}_hip", pos=(sx * HIP_OFFSET[0], sy * HIP_OFFSET[1], 0.0))
     _add_inertial(hip, LINK_MASS["hip"], INERTIALS[("hip", leg)])
     hip.add_joint(name=f"{leg}_hip_joint", axis=(1, 0, 0), range=JOINT_RANGE["hip"])
-    _visual(hip, type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=(0.046, 0.02, 0), pos=(0, sy * 0.08, 0),
-            quat=(0.7071068, 0.7071068, 0, 0), rgba=grey)
+    _visual(
+        hip,
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=(0.046, 0.02, 0),
+        pos=(0, sy * 0.08, 0),
+        quat=(0.7071068, 0.7071068, 0, 0),
+        rgba=grey,
+    )
 
     thigh = hip.add_body(name=f"{leg}_thigh", pos=(0.0, sy * THIGH_OFFSET, 0.0))
     _add_inertial(thigh, LINK_MASS["thigh"], INERTIALS[("thigh", side)])
-    thigh.add_joint(name=f"{leg}_thigh_joint", axis=(0, 1, 0),
-                    range=JOINT_RANGE["thigh_front" if front else "thigh_rear"])
-    _visual(thigh, type=mujoco.mjtGeom.mjGEOM_CAPSULE, size=(0.022, 0, 0),
-            fromto=(0, 0, 0, 0, 0, -THIGH_LENGTH), rgba=grey)
+    thigh.add_joint(
+        name=f"{leg}_thigh_joint",
+        axis=(0, 1, 0),
+        range=JOINT_RANGE["thigh_front" if front else "thigh_rear"],
+    )
+    _visual(
+        thigh,
+        type=mujoco.mjtGeom.mjGEOM_CAPSULE,
+        size=(0.022, 0, 0),
+        fromto=(0, 0, 0, 0, 0, -THIGH_LENGTH),
+        rgba=grey,
+    )
 
     calf = thigh.add_body(name=f"{leg}_calf", pos=(0.0, 0.0, -THIGH_LENGTH))
     _add_inertial(calf, LINK_MASS["calf"], INERTIALS[("calf", side)])
     calf.add_joint(name=f"{leg}_calf_joint", axis=(0, 1, 0), range=JOINT_RANGE["calf"])
-    _visual(calf, type=mujoco.mjtGeom.mjGEOM_CAPSULE, size=(0.013, 0, 0),
-            fromto=(0, 0, 0, FOOT_POS[0], 0, FOOT_POS[2] + FOOT_RADIUS), rgba=dark)
-    calf.add_geom(name=f"{leg}_foot", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=(FOOT_RADIUS, 0, 0),
-                  pos=FOOT_POS, contype=foot_mask, conaffinity=0, condim=3,
-                  friction=(FOOT_FRICTION, 0.02, 0.01), solimp=FOOT_SOLIMP, rgba=dark)
+    _visual(
+        calf,
+        type=mujoco.mjtGeom.mjGEOM_CAPSULE,
+        size=(0.013, 0, 0),
+        fromto=(0, 0, 0, FOOT_POS[0], 0, FOOT_POS[2] + FOOT_RADIUS),
+        rgba=dark,
+    )
+    calf.add_geom(
+        name=f"{leg}_foot",
+        type=mujoco.mjtGeom.mjGEOM_SPHERE,
+        size=(FOOT_RADIUS, 0, 0),
+        pos=FOOT_POS,
+        contype=foot_mask,
+        conaffinity=0,
+        condim=3,
+        friction=(FOOT_FRICTION, 0.02, 0.01),
+        solimp=FOOT_SOLIMP,
+        rgba=dark,
+    )
 
 
 def _add_actuators(spec: mujoco.MjSpec) -> None:
@@ -221,26 +278,61 @@ def _add_actuators(spec: mujoco.MjSpec) -> None:
 
 
 def _add_scene(spec: mujoco.MjSpec) -> None:
-    tex = spec.add_texture(name="grid", type=mujoco.mjtTexture.mjTEXTURE_2D,
-                           builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER, width=300, height=300,
-                           rgb1=(0.2, 0.3, 0.4), rgb2=(0.1, 0.2, 0.3))
+    tex = spec.add_texture(
+        name="grid",
+        type=mujoco.mjtTexture.mjTEXTURE_2D,
+        builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+        width=300,
+        height=300,
+        rgb1=(0.2, 0.3, 0.4),
+        rgb2=(0.1, 0.2, 0.3),
+    )
     mat = spec.add_material(name="grid", texrepeat=(8, 8), reflectance=0.1)
     mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = tex.name
-    spec.add_texture(name="sky", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX,
-                     builtin=mujoco.mjtBuiltin.mjBUILTIN_GRADIENT, width=64, height=64,
-                     rgb1=(0.4, 0.6, 0.8), rgb2=(0.0, 0.0, 0.0))
-    spec.worldbody.add_light(pos=(0, 0, 4), dir=(0, 0, -1), type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL)
-    spec.worldbody.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=(6, 6, 0.05),
-                            material="grid", contype=0, conaffinity=FLOOR_BIT,
-                            friction=(FOOT_FRICTION, 0.02, 0.01))
+    spec.add_texture(
+        name="sky",
+        type=mujoco.mjtTexture.mjTEXTURE_SKYBOX,
+        builtin=mujoco.mjtBuiltin.mjBUILTIN_GRADIENT,
+        width=64,
+        height=64,
+        rgb1=(0.4, 0.6, 0.8),
+        rgb2=(0.0, 0.0, 0.0),
+    )
+    spec.worldbody.add_light(
+        pos=(0, 0, 4), dir=(0, 0, -1), type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL
+    )
+    spec.worldbody.add_geom(
+        name="floor",
+        type=mujoco.mjtGeom.mjGEOM_PLANE,
+        size=(6, 6, 0.05),
+        material="grid",
+        contype=0,
+        conaffinity=FLOOR_BIT,
+        friction=(FOOT_FRICTION, 0.02, 0.01),
+    )
     target = spec.worldbody.add_body(name="target", mocap=True)
     _add_inertial(target, 0.0, ((0, 0, 0), (1, 0, 0, 0), (0, 0, 0)))
-    _visual(target, type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=(SUCCESS_RADIUS, 0.003, 0),
-            pos=(0, 0, 0.003), rgba=(0.2, 0.9, 0.3, 0.35))
-    _visual(target, type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=(0.01, 0.2, 0), pos=(0, 0, 0.2),
-            rgba=(0.9, 0.2, 0.2, 1.0))
-    _visual(target, type=mujoco.mjtGeom.mjGEOM_SPHERE, size=(0.05, 0, 0), pos=(0, 0, 0.42),
-            rgba=(0.9, 0.2, 0.2, 1.0))
+    _visual(
+        target,
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=(SUCCESS_RADIUS, 0.003, 0),
+        pos=(0, 0, 0.003),
+        rgba=(0.2, 0.9, 0.3, 0.35),
+    )
+    _visual(
+        target,
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        size=(0.01, 0.2, 0),
+        pos=(0, 0, 0.2),
+        rgba=(0.9, 0.2, 0.2, 1.0),
+    )
+    _visual(
+        target,
+        type=mujoco.mjtGeom.mjGEOM_SPHERE,
+        size=(0.05, 0, 0),
+        pos=(0, 0, 0.42),
+        rgba=(0.9, 0.2, 0.2, 1.0),
+    )
 
 
 def build_model(obstacles: bool = False) -> mujoco.MjModel:
@@ -266,19 +358,36 @@ def build_model(obstacles: bool = False) -> mujoco.MjModel:
     base.add_freejoint(name="root")
     _add_inertial(base, BASE_MASS, BASE_INERTIAL)
     _visual(base, type=mujoco.mjtGeom.mjGEOM_BOX, size=TRUNK_HALF, rgba=(0.1, 0.1, 0.1, 1.0))
-    _visual(base, type=mujoco.mjtGeom.mjGEOM_BOX, size=(0.05, 0.045, 0.04), pos=(0.285, 0, 0.01),
-            rgba=(0.85, 0.85, 0.85, 1.0))
+    _visual(
+        base,
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=(0.05, 0.045, 0.04),
+        pos=(0.285, 0, 0.01),
+        rgba=(0.85, 0.85, 0.85, 1.0),
+    )
     base.add_site(name="imu", pos=(-0.02557, 0.0, 0.04232))
     if obstacles:
         spec.add_numeric(name="max_geom_pairs", data=[OBSTACLE_PAIRS])
         for centre in TRUNK_SPHERES:
-            base.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=(TRUNK_SPHERE_RADIUS, 0, 0),
-                          pos=centre, contype=TRUNK_BIT, conaffinity=0, condim=3, group=3)
+            base.add_geom(
+                type=mujoco.mjtGeom.mjGEOM_SPHERE,
+                size=(TRUNK_SPHERE_RADIUS, 0, 0),
+                pos=centre,
+                contype=TRUNK_BIT,
+                conaffinity=0,
+                condim=3,
+                group=3,
+            )
         for i, (x, y) in enumerate(OBSTACLES):
             spec.worldbody.add_geom(
-                name=f"obstacle{i}", type=mujoco.mjtGeom.mjGEOM_BOX, size=OBSTACLE_HALF,
-                pos=(x, y, OBSTACLE_HALF[2]), contype=0, conaffinity=obstacle_mask,
-                rgba=(0.8, 0.55, 0.3, 1.0))
+                name=f"obstacle{i}",
+                type=mujoco.mjtGeom.mjGEOM_BOX,
+                size=OBSTACLE_HALF,
+                pos=(x, y, OBSTACLE_HALF[2]),
+                contype=0,
+                conaffinity=obstacle_mask,
+                rgba=(0.8, 0.55, 0.3, 1.0),
+            )
     for leg in LEGS:
         _add_leg(base, leg, foot_mask=FLOOR_BIT)
     _add_actuators(spec)
@@ -289,11 +398,13 @@ def build_model(obstacles: bool = False) -> mujoco.MjModel:
 def rotation(quat: jax.Array) -> jax.Array:
     """World-from-body rotation matrix of a unit quaternion (w, x, y, z)."""
     w, x, y, z = quat
-    return jnp.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    return jnp.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def heading(rotation: jax.Array) -> jax.Array:
@@ -324,7 +435,9 @@ class Go2(MjxGoalEnv):
         k_yaw, k_q, k_goal = jax.random.split(key, 3)
         yaw = jax.random.uniform(k_yaw, minval=-jnp.pi, maxval=jnp.pi)
         quat = jnp.stack([jnp.cos(yaw / 2), 0.0, 0.0, jnp.sin(yaw / 2)])
-        joints = self._home + jax.random.uniform(k_q, (12,), minval=-JOINT_NOISE, maxval=JOINT_NOISE)
+        joints = self._home + jax.random.uniform(
+            k_q, (12,), minval=-JOINT_NOISE, maxval=JOINT_NOISE
+        )
         qpos = jnp.concatenate([jnp.array([0.0, 0.0, START_HEIGHT]), quat, joints])
         return qpos, jnp.zeros(self.mj_model.nv), self._sample_goal(k_goal)
 
@@ -351,13 +464,15 @@ class Go2(MjxGoalEnv):
 
     def observe(self, data, goal):
         gravity = self._base_rotation(data).T @ jnp.array([0.0, 0.0, -1.0])
-        return jnp.concatenate([
-            data.qvel[3:6],
-            gravity,
-            data.qpos[7:] - self._home,
-            data.qvel[6:],
-            data.ctrl,
-        ])
+        return jnp.concatenate(
+            [
+                data.qvel[3:6],
+                gravity,
+                data.qpos[7:] - self._home,
+                data.qvel[6:],
+                data.ctrl,
+            ]
+        )
 
     def achieved_goal(self, data):
         return data.qpos[:2]
@@ -370,7 +485,9 @@ class Go2(MjxGoalEnv):
         return relative_goal(data.qpos[:2], heading(self._base_rotation(data)), goal)
 
     def _with_goal_obs(self, state: EnvState) -> EnvState:
-        obs = state.obs.at[self.spec.obs_dim:].set(self.goal_observation_of(state.data, state.goal))
+        obs = state.obs.at[self.spec.obs_dim :].set(
+            self.goal_observation_of(state.data, state.goal)
+        )
         return state.replace(obs=obs)
 
     def reset(self, key):

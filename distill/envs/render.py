@@ -55,8 +55,14 @@ def _probe(name: str) -> str | None:
     """None if an offscreen context can be made with `name` (in a child process), else why not."""
     env = dict(os.environ, MUJOCO_GL=name, PYOPENGL_PLATFORM=name)
     try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE.format(name=name)], env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", _PROBE.format(name=name)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return "timed out creating a context"
     if proc.returncode == 0:
@@ -65,7 +71,7 @@ def _probe(name: str) -> str | None:
     return lines[-1].strip() if lines else f"exit code {proc.returncode}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gl_backend() -> str:
     """The backend this process renders with: MUJOCO_GL if it names one, else the first that works."""
     bound = os.environ.get("PYOPENGL_PLATFORM", "").lower() if "OpenGL" in sys.modules else ""
@@ -83,8 +89,10 @@ def gl_backend() -> str:
     if not candidates:
         failures.append(f"PyOpenGL is already bound to {bound!r}, not egl or osmesa")
     install = " or ".join(f"Debian's {pkgs} ({name})" for name, pkgs in BACKENDS.items())
-    raise DistillError(f"no headless OpenGL backend works ({'; '.join(failures)}); install {install}, "
-                       f"e.g. `apt-get install -y libegl1 libgl1-mesa-dri`")
+    raise DistillError(
+        f"no headless OpenGL backend works ({'; '.join(failures)}); install {install}, "
+        f"e.g. `apt-get install -y libegl1 libgl1-mesa-dri`"
+    )
 
 
 # --- drawing -----------------------------------------------------------------------------------
@@ -108,8 +116,11 @@ def default_view(env: MjxGoalEnv, state: EnvState, mj_data: mujoco.MjData) -> Vi
     points = [np.asarray(env.achieved_goal(state.data), float), np.asarray(state.goal, float)]
     points = [np.pad(p, (0, 3 - p.size))[:3] for p in points]
     lows, highs = [p - 0.3 for p in points], [p + 0.3 for p in points]
-    static = [g for g in range(m.ngeom)
-              if m.geom_bodyid[g] == 0 and m.geom_type[g] != mujoco.mjtGeom.mjGEOM_PLANE]
+    static = [
+        g
+        for g in range(m.ngeom)
+        if m.geom_bodyid[g] == 0 and m.geom_type[g] != mujoco.mjtGeom.mjGEOM_PLANE
+    ]
     for g in static:
         lows.append(mj_data.geom_xpos[g] - m.geom_rbound[g])
         highs.append(mj_data.geom_xpos[g] + m.geom_rbound[g])
@@ -122,8 +133,13 @@ def default_view(env: MjxGoalEnv, state: EnvState, mj_data: mujoco.MjData) -> Vi
     return View(lookat=tuple(centre), distance=distance, elevation=-60.0 if static else -35.0)
 
 
-def render_state(env: MjxGoalEnv, state: EnvState, view: View | None = None,
-                 width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+def render_state(
+    env: MjxGoalEnv,
+    state: EnvState,
+    view: View | None = None,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> np.ndarray:
     """RGB uint8 image (height, width, 3) of one env state."""
     backend = gl_backend()
     module = importlib.import_module(f"mujoco.{backend}")
@@ -145,8 +161,9 @@ def render_state(env: MjxGoalEnv, state: EnvState, view: View | None = None,
         mjr_context = mujoco.MjrContext(mj_model, mujoco.mjtFontScale.mjFONTSCALE_150)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, mjr_context)
         scene = mujoco.MjvScene(mj_model, maxgeom=2000)
-        mujoco.mjv_updateScene(mj_model, mj_data, mujoco.MjvOption(), None, camera,
-                               mujoco.mjtCatBit.mjCAT_ALL, scene)
+        mujoco.mjv_updateScene(
+            mj_model, mj_data, mujoco.MjvOption(), None, camera, mujoco.mjtCatBit.mjCAT_ALL, scene
+        )
         viewport = mujoco.MjrRect(0, 0, width, height)
         mujoco.mjr_render(viewport, scene, mjr_context)
         rgb = np.empty((height, width, 3), dtype=np.uint8)
@@ -164,12 +181,20 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     rows = np.concatenate([np.zeros((height, 1), np.uint8), rgb.reshape(height, -1)], axis=1)
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(
-            ">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(payload))
+            + kind
+            + payload
+            + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 # --- command -------------------------------------------------------------------------------------
@@ -199,6 +224,8 @@ def render_command(args: argparse.Namespace) -> int:
     rgb = render_state(env, state)
     write_bytes_atomic(args.out, png_bytes(rgb))
     goal = ", ".join(f"{v:.2f}" for v in np.asarray(state.goal))
-    print(f"wrote {args.out} ({rgb.shape[1]}x{rgb.shape[0]}, {args.name}, seed {args.seed}, "
-          f"{args.steps} steps, goal ({goal}), GL {gl_backend()})")
+    print(
+        f"wrote {args.out} ({rgb.shape[1]}x{rgb.shape[0]}, {args.name}, seed {args.seed}, "
+        f"{args.steps} steps, goal ({goal}), GL {gl_backend()})"
+    )
     return 0
