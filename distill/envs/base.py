@@ -8,13 +8,17 @@ episode ends, the returned state already belongs to the next episode, with a fre
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import mujoco
-from mujoco import mjx
+
+with contextlib.redirect_stdout(io.StringIO()):  # mjx prints a notice when its optional warp backend is absent
+    from mujoco import mjx
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,8 @@ def fit_student(
     progress: bool = True,
     threads: int | None = 1,
 ) -> dict[str, Any]:
-    """Trains `student` in place for cfg.epochs over the rows; returns losses and counts.
+    """Trains `student` in place for cfg.epochs (more if needed to reach cfg.min_steps) over the
+    rows; returns losses and counts.
 
     The normaliser is not touched: fit it first (`fit_normalizer`) and pass it to the student.
     `threads` sets torch's CPU threads for the fit (1 by default: students are small, and on a
@@ -110,7 +111,9 @@ def _fit(
     epoch_losses: list[float] = []
     steps = 0
     student.train()
-    bar = tqdm(range(cfg.epochs), desc="fit student", unit="epoch", disable=not progress, leave=False)
+    batches_per_epoch = -(-n // cfg.batch_size)
+    epochs = max(cfg.epochs, -(-cfg.min_steps // batches_per_epoch))
+    bar = tqdm(range(epochs), desc="fit student", unit="epoch", disable=not progress, leave=False)
     for _ in bar:
         order = torch.randperm(n, generator=generator)
         running = 0.0
@@ -129,7 +132,7 @@ def _fit(
         "loss_start": loss_start,
         "loss_final": evaluate_loss(student, obs, target_action, weights),
         "epoch_losses": epoch_losses,
-        "epochs": cfg.epochs,
+        "epochs": epochs,
         "steps": steps,
         "rows": n,
         "seed": seed,

@@ -41,6 +41,9 @@ class StudentTrainConfig:
     """Adam learning rate."""
     weight_decay: float = 0.0
     """L2 penalty inside Adam."""
+    min_steps: int = 0
+    """At least this many gradient steps per fit: early DAgger rounds hold few rows, and a fixed
+    number of epochs over them would leave the student underfitted."""
 
 
 def default_presets_path() -> Path:
@@ -96,6 +99,7 @@ def _train(path: Path, where: str, table: Any, base: StudentTrainConfig) -> Stud
     cfg = replace(base, **table)
     _check_int(path, f"{where}.epochs", cfg.epochs, 1, 1_000_000)
     _check_int(path, f"{where}.batch_size", cfg.batch_size, 1, 1 << 24)
+    _check_int(path, f"{where}.min_steps", cfg.min_steps, 0, 100_000_000)
     for key in ("lr", "weight_decay"):
         value = getattr(cfg, key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (key == "lr" and value == 0):
