@@ -58,7 +58,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def small_cfg() -> StudentTrainConfig:
-    return replace(load_train_config(), epochs=8, batch_size=128, lr=3e-3)
+    return replace(load_train_config(), epochs=8, batch_size=128, lr=3e-3, min_steps=200)
 
 
 # ---------------------------------------------------------------- presets
@@ -221,7 +221,9 @@ def test_fit_lowers_the_loss(data, small_cfg):
     student = build_student(get_preset("mlp_2x64"), IN_DIM, ACT_DIM, mean, std, seed=0)
     out = fit_student(student, obs, target, small_cfg, seed=0, progress=False)
     assert out["loss_final"] < 0.2 * out["loss_start"]
-    assert out["steps"] == small_cfg.epochs * int(np.ceil(len(obs) / small_cfg.batch_size))
+    batches = int(np.ceil(len(obs) / small_cfg.batch_size))
+    assert out["epochs"] == max(small_cfg.epochs, int(np.ceil(small_cfg.min_steps / batches)))
+    assert out["steps"] == out["epochs"] * batches >= small_cfg.min_steps
     assert out["loss_final"] == pytest.approx(evaluate_loss(student, obs, target), rel=1e-6)
     assert not student.training
 
