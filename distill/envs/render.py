@@ -121,9 +121,14 @@ def default_view(env: MjxGoalEnv, state: EnvState, mj_data: mujoco.MjData) -> Vi
         for g in range(m.ngeom)
         if m.geom_bodyid[g] == 0 and m.geom_type[g] != mujoco.mjtGeom.mjGEOM_PLANE
     ]
+    signs = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T
     for g in static:
-        lows.append(mj_data.geom_xpos[g] - m.geom_rbound[g])
-        highs.append(mj_data.geom_xpos[g] + m.geom_rbound[g])
+        centre, half = m.geom_aabb[g, :3], m.geom_aabb[g, 3:]
+        corners = (
+            mj_data.geom_xpos[g] + (centre + signs * half) @ mj_data.geom_xmat[g].reshape(3, 3).T
+        )
+        lows.append(corners.min(axis=0))
+        highs.append(corners.max(axis=0))
     low, high = np.min(lows, axis=0), np.max(highs, axis=0)
     radius = 0.5 * float(np.linalg.norm((high - low)[:2]))
     half_fov = np.deg2rad(m.vis.global_.fovy) / 2
