@@ -168,6 +168,12 @@ def critic_gap(teacher: Teacher, student: MLPStudent, obs: np.ndarray, teacher_a
     return float(jnp.mean(gap))
 
 
+def evaluation_key(cfg: DaggerConfig) -> jax.Array:
+    """One key for every evaluation of a run, so teacher, students and exported variants all face
+    the same goals."""
+    return jax.random.PRNGKey(cfg.seed + 10_000)
+
+
 def evaluate_student(env: MjxGoalEnv, student: MLPStudent, key: jax.Array, episodes: int) -> EpisodeMetrics:
     return evaluate(env, student_apply, student_params_to_jax(student), key, episodes)
 
@@ -220,7 +226,7 @@ def run_dagger(
         RolloutWriter.open(dataset_path, expect_meta=meta)
     writer.close()
 
-    eval_key = jax.random.PRNGKey(cfg.seed + 10_000)
+    eval_key = evaluation_key(cfg)
     teacher_metrics = evaluate_teacher(env, teacher, eval_key, cfg.eval_episodes)
     log(f"teacher {teacher.name}: success {teacher_metrics.success:.3f}, time at goal "
         f"{teacher_metrics.time_at_goal:.1f}/{spec.episode_length}, final-step success "

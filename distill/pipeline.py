@@ -15,7 +15,8 @@ import distill
 from distill.bench.latency import LatencyResult, cpu_name, jax_latency, ort_latency, torch_eager_latency
 from distill.bench.report import RANDOM_INIT_WARNING, render_markdown, write_report
 from distill.bench.targets import load_target, verdict
-from distill.dagger import DaggerConfig, run_dagger
+from distill.bench.onnx_success import evaluate_onnx
+from distill.dagger import DaggerConfig, evaluation_key, run_dagger
 from distill.data import RolloutReader
 from distill.envs import make_env
 from distill.errors import DistillError
@@ -83,6 +84,10 @@ def run_command(args: argparse.Namespace) -> int:
     variants = [make_fp16(export.path, student_dir / "student.fp16.onnx", eval_obs=rows[-4096:]),
                 make_int8_qdq(export.path, student_dir / "student.int8.qdq.onnx", calibration_obs=rows,
                               eval_obs=rows[-4096:])]
+    onnx_success = {
+        name: evaluate_onnx(env, path, evaluation_key(cfg), cfg.eval_episodes).as_dict()
+        for name, path in (("fp32", export.path), *((v.precision, v.path) for v in variants))
+    }
     latency = _latency(export.path, teacher_export.path, student, teacher)
     (_, student_ort), (_, teacher_ort) = latency[0], latency[1]
     target = load_target("go2")
@@ -108,8 +113,11 @@ def run_command(args: argparse.Namespace) -> int:
         "latency": {"host": f"{cpu_name()} ({platform.machine()}), jax {jax.__version__}",
                     "rows": [{"model": model, **r.to_dict()} for model, r in latency],
                     "speedup_ort": teacher_ort.median_ms / student_ort.median_ms},
-        "variants": [{"precision": v.precision, "max_abs_err": v.max_abs_err, "mean_abs_err": v.mean_abs_err,
-                      "qdq_nodes": v.qdq_nodes, "path": str(v.path)} for v in variants],
+        "variants": [{"precision": "fp32", "max_abs_err": export.max_abs_err, "mean_abs_err": None,
+                      "qdq_nodes": 0, "path": str(export.path), "success": onnx_success["fp32"]}]
+        + [{"precision": v.precision, "max_abs_err": v.max_abs_err, "mean_abs_err": v.mean_abs_err,
+            "qdq_nodes": v.qdq_nodes, "path": str(v.path), "success": onnx_success[v.precision]}
+           for v in variants],
         "target": {"name": target.name, "budget_p99_ms": target.budget_p99_ms, "control_hz": target.control_hz,
                    "student_p99_ms": student_ort.p99_ms, "meets_budget": bool(tv["meets_budget"]),
                    "note": "measured on this host's CPU, not the robot: rebuild and time on the Jetson"},

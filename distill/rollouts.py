@@ -113,14 +113,19 @@ class EpisodeMetrics:
 
 
 def first_episode_metrics(steps: Steps, episode_length: int) -> EpisodeMetrics:
-    """Metrics of each env's first episode in a rollout that started at reset.
+    """Metrics of each env's first episode in a rollout that started at reset."""
+    return episode_metrics(steps.done, steps.success, steps.dist, episode_length)
+
+
+def episode_metrics(done, success, dist, episode_length: int) -> EpisodeMetrics:
+    """From [T, num_envs] arrays of a rollout that started at reset: each env's first episode.
 
     Steps after an env's first `done` (early termination then auto-reset) are masked out; the
     last counted step of each episode gives final success and distance.
     """
-    done = np.asarray(steps.done, bool)
-    success = np.asarray(steps.success, np.float64)
-    dist = np.asarray(steps.dist, np.float64)
+    done = np.asarray(done, bool)
+    success = np.asarray(success, np.float64)
+    dist = np.asarray(dist, np.float64)
     ended_before = np.concatenate([np.zeros_like(done[:1]), np.cumsum(done, 0)[:-1] > 0], 0)
     alive = ~ended_before
     last = np.maximum(alive.sum(0) - 1, 0)

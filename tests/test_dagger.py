@@ -93,3 +93,17 @@ def test_resume_refits_a_committed_round_without_collecting_again(dagger_run, te
         run_dagger(reacher, teacher, get_preset("mlp_2x256"), load_train_config("mlp_2x256"),
                    DaggerConfig(rounds=3, envs=32, eval_episodes=64), root / "rollouts.h5", root / "student",
                    lineage={"test": True}, log=lambda *_: None)
+
+
+def test_exported_onnx_succeeds_in_mjx_like_the_jax_mirror(dagger_run, reacher, tmp_path):
+    from distill.bench.onnx_success import evaluate_onnx
+    from distill.dagger import evaluation_key
+    from distill.export.onnx_export import export_onnx
+
+    _, result, _ = dagger_run
+    export = export_onnx(result.student, tmp_path / "student.onnx")
+    onnx = evaluate_onnx(reacher, export.path, evaluation_key(CFG), CFG.eval_episodes, progress=False)
+    mirror = result.rounds[-1]["student"]
+    assert onnx.episodes == mirror["episodes"]
+    assert abs(onnx.time_at_goal - mirror["time_at_goal"]) < 1.0
+    assert abs(onnx.final_success - mirror["final_success"]) <= 0.05
