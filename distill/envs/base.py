@@ -105,8 +105,9 @@ class MjxGoalEnv:
         """Writes a policy action in [-1, 1] into the controls."""
         return data.replace(ctrl=jnp.clip(action, -1.0, 1.0))
 
-    def goal_observation(self, goal: jax.Array) -> jax.Array:
-        """The goal part of the observation; the goal itself unless an env pads it."""
+    def goal_observation(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
+        """The goal part of the observation: the goal itself, unless an env expresses it relative
+        to the robot (the Go2 sees it in its base's yaw frame)."""
         return goal
 
     def is_unhealthy(self, data: mjx.Data) -> jax.Array:
@@ -114,6 +115,10 @@ class MjxGoalEnv:
         return jnp.asarray(False)
 
     # --- interface ---------------------------------------------------------------------------
+    def observation(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
+        """State followed by goal, as the teacher's actor reads it."""
+        return jnp.concatenate([self.observe(data, goal), self.goal_observation(data, goal)])
+
     def _start(self, key: jax.Array, episode: jax.Array) -> EnvState:
         key, init_key = jax.random.split(key)
         qpos, qvel, goal = self.sample_initial(init_key)
@@ -121,7 +126,7 @@ class MjxGoalEnv:
         data = mjx.forward(self.mjx_model, data)
         return EnvState(
             data=data,
-            obs=jnp.concatenate([self.observe(data, goal), self.goal_observation(goal)]),
+            obs=self.observation(data, goal),
             goal=goal,
             t=jnp.zeros((), jnp.int32),
             episode=episode,
@@ -147,7 +152,7 @@ class MjxGoalEnv:
         done = (t >= self.spec.episode_length) | self.is_unhealthy(data)
         stepped = state.replace(
             data=data,
-            obs=jnp.concatenate([self.observe(data, state.goal), self.goal_observation(state.goal)]),
+            obs=self.observation(data, state.goal),
             t=t,
             done=done,
             success=success,

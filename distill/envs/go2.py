@@ -43,7 +43,7 @@ import mujoco
 import numpy as np
 from mujoco import mjx
 
-from distill.envs.base import EnvSpec, EnvState, MjxGoalEnv
+from distill.envs.base import EnvSpec, MjxGoalEnv
 
 TIMESTEP = 0.004
 N_FRAMES = 5
@@ -480,21 +480,8 @@ class Go2(MjxGoalEnv):
     def is_unhealthy(self, data):
         return (data.qpos[2] < FALL_HEIGHT) | (self._base_rotation(data)[2, 2] < FALL_UPRIGHT)
 
-    # --- goal observation depends on the base pose, which the base class's hook cannot see ----
-    def goal_observation_of(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
+    def goal_observation(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
         return relative_goal(data.qpos[:2], heading(self._base_rotation(data)), goal)
-
-    def _with_goal_obs(self, state: EnvState) -> EnvState:
-        obs = state.obs.at[self.spec.obs_dim :].set(
-            self.goal_observation_of(state.data, state.goal)
-        )
-        return state.replace(obs=obs)
-
-    def reset(self, key):
-        return self._with_goal_obs(super().reset(key))
-
-    def step(self, state, action):
-        return self._with_goal_obs(super().step(state, action))
 
     # --- rendering -----------------------------------------------------------------------------
     def show_goal(self, mj_data: mujoco.MjData, goal: np.ndarray) -> None:

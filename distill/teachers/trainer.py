@@ -96,6 +96,9 @@ def train(cfg: crl.CRLConfig, run_dir: Path, resume: bool = False, max_iteration
     """Trains (or resumes) and returns the final state, the curve rows and the wall time spent."""
     run_dir.mkdir(parents=True, exist_ok=True)
     env = make_env(cfg.env)
+    if not env.spec.goal_indices:
+        raise DistillError(f"env {cfg.env!r} has no goal indices in its state (its goal is relative to the "
+                           "robot), so CRL cannot relabel future states as goals; train on another env")
     ts = crl.init_state(cfg, env)
     rows: list[dict[str, Any]] = []
     wall_before = 0.0
