@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +31,8 @@ from mujoco import mjx
 from tqdm import tqdm
 
 from distill.atomic import write_text_atomic
+from distill.bench.jax_timing import compile_timed, device_name
+from distill.bench.latency import cpu_name
 from distill.envs import make_env
 from distill.envs.base import MjxGoalEnv
 from distill.errors import DistillError
@@ -67,23 +67,6 @@ class Cell:
     steps_per_s: float
 
 
-def device_name(device: jax.Device) -> str:
-    """A file-name slug: `cpu`, or the GPU's kind (e.g. `nvidia_h100_80gb_hbm3`)."""
-    if device.platform == "cpu":
-        return "cpu"
-    return re.sub(r"[^a-z0-9]+", "_", device.device_kind.lower()).strip("_")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def physics_summary(env: MjxGoalEnv) -> dict:
     """Solver settings and problem size (contact slots, constraint rows) of an env's MJX model."""
     opt = env.mj_model.opt
@@ -116,12 +99,6 @@ def rollout_fn(env: MjxGoalEnv, batch: int, steps: int):
     return rollout
 
 
-def _compile(fn, *args):
-    wall, cpu = time.perf_counter(), time.process_time()
-    compiled = jax.jit(fn).lower(*args).compile()
-    return compiled, time.perf_counter() - wall, time.process_time() - cpu
-
-
 def batched_start(env: MjxGoalEnv, reset, batch: int):
     """`batch` copies of one reset, each with its own key so that later resets differ: one reset
     compile per env instead of one per batch size."""
@@ -135,7 +112,7 @@ def bench_cell(
 ) -> Cell:
     states = batched_start(env, reset, batch)
     key = jax.random.PRNGKey(0)
-    compiled, compile_s, compile_cpu_s = _compile(rollout_fn(env, batch, steps), states, key)
+    compiled, compile_s, compile_cpu_s = compile_timed(rollout_fn(env, batch, steps), states, key)
     states = jax.block_until_ready(compiled(states, key))
     times: list[float] = []
     while len(times) < min_calls or sum(times) < budget_s:
@@ -225,7 +202,7 @@ def run(
             "count": jax.device_count(),
         },
         "host": {
-            "cpu": cpu_model(),
+            "cpu": cpu_name(),
             "cpu_count": os.cpu_count(),
             "loadavg_1m_at_start": round(load_start, 2),
             "loadavg_1m_at_end": round(os.getloadavg()[0], 2),

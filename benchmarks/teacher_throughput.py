@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from distill.atomic import write_text_atomic
+from distill.bench.jax_timing import compile_timed, device_name
 from distill.teachers import networks
 from distill.teachers.networks import CRLArch
 
@@ -60,21 +60,6 @@ class Cell:
     labels_per_s: float
 
 
-def device_name(device: jax.Device) -> str:
-    """A file-name slug: `cpu`, or the GPU's kind (e.g. `nvidia_h100_80gb_hbm3`)."""
-    if device.platform == "cpu":
-        return "cpu"
-    return re.sub(r"[^a-z0-9]+", "_", device.device_kind.lower()).strip("_")
-
-
-def _compile(fn, *args) -> tuple[jax.stages.Compiled, float, float]:
-    """Lower + compile ahead of time; wall seconds, and this process's CPU seconds (which a
-    busy machine inflates less, as XLA compiles mostly on one thread)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    compiled = jax.jit(fn).lower(*args).compile()
-    return compiled, time.perf_counter() - wall, time.process_time() - cpu
-
-
 def _time_calls(compiled, args, budget_s: float, min_calls: int, max_calls: int) -> list[float]:
     jax.block_until_ready(compiled(*args))  # untimed: first-call allocations
     times: list[float] = []
@@ -97,7 +82,7 @@ def bench_cell(net, depth, batch, params, n_params, dtype, budget_s, min_calls, 
         fn, args = networks.actor_act, [params, *_inputs(batch, (OBS + GOAL,), dtype, batch)]
     else:
         fn, args = networks.critic_value, [params, *_inputs(batch, (OBS, ACT, GOAL), dtype, batch)]
-    compiled, compile_s, compile_cpu_s = _compile(fn, *args)
+    compiled, compile_s, compile_cpu_s = compile_timed(fn, *args)
     times = _time_calls(compiled, args, budget_s, min_calls, max_calls)
     median = statistics.median(times)
     return Cell(
@@ -124,7 +109,7 @@ def fwd_bwd_compile_s(arch: CRLArch, dtype) -> tuple[float, float]:
     def loss(p, s, a, g):
         return jnp.mean(jnp.square(networks.critic_value(p, s, a, g)))
 
-    return _compile(jax.value_and_grad(loss), params, *args)[1:]
+    return compile_timed(jax.value_and_grad(loss), params, *args)[1:]
 
 
 def run(quick: bool, dtype_name: str, budget_s: float, min_calls: int, max_calls: int) -> dict:

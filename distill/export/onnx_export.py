@@ -129,28 +129,34 @@ def _metadata(student: MLPStudent) -> dict[str, str]:
     return meta
 
 
+def write_onnx(module: torch.nn.Module, input_dim: int, path: Path, opset: int, metadata: dict[str, str]) -> None:
+    """Traces `module` at batch 1 into an ONNX file with one input `obs` and one output `action`,
+    tagged with `metadata`; the caller checks the graph and its parity."""
+    dummy = torch.zeros(1, input_dim, dtype=torch.float32)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module,
+            (dummy,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=opset,
+            dynamo=False,
+            do_constant_folding=True,
+        )
+    model = onnx.load(str(path))
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+
+
 def export_onnx(student: MLPStudent, path: str | Path, opset: int = DEFAULT_OPSET, tol: float = PARITY_TOL) -> ExportResult:
     """Exports, checks opset/IO and parity in ONNX Runtime, then moves the file into place."""
     path = Path(path)
     module = copy.deepcopy(student).cpu().eval()
-    dummy = torch.zeros(1, module.input_dim, dtype=torch.float32)
     with atomic_path(path) as tmp:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                module,
-                (dummy,),
-                str(tmp),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                opset_version=opset,
-                dynamo=False,
-                do_constant_folding=True,
-            )
-        model = onnx.load(str(tmp))
-        for key, value in _metadata(module).items():
-            model.metadata_props.add(key=key, value=value)
-        onnx.save(model, str(tmp))
+        write_onnx(module, module.input_dim, tmp, opset, _metadata(module))
         _check_graph(tmp, opset, module.input_dim, module.action_dim)
         err = check_parity(tmp, module, tol=tol)
     return ExportResult(path, err, sha256_file(path), opset, module.input_dim, module.action_dim)

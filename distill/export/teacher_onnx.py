@@ -11,7 +11,6 @@ so the file holds every weight once. Parity is checked in a real ONNX Runtime se
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from distill.export.onnx_export import (
     ort_session,
     run_onnx,
     sha256_file,
+    write_onnx,
 )
 from distill.teachers.networks import LAYER_NORM_EPS, Params
 from distill.teachers.teacher import Teacher, as_numpy
@@ -214,25 +214,8 @@ def export_teacher_actor_onnx(
             f"teacher {teacher.name!r}: actor weights map {module.input_dim} -> {module.action_dim}, but its arch "
             f"says {arch.obs_dim}+{arch.goal_dim} -> {arch.action_dim}; the checkpoint is inconsistent"
         )
-    dummy = torch.zeros(1, module.input_dim, dtype=torch.float32)
     with atomic_path(path) as tmp:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                module,
-                (dummy,),
-                str(tmp),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                opset_version=opset,
-                dynamo=False,
-                do_constant_folding=True,
-            )
-        model = onnx.load(str(tmp))
-        for key, value in _metadata(teacher, module).items():
-            model.metadata_props.add(key=key, value=value)
-        onnx.save(model, str(tmp))
-        del model
+        write_onnx(module, module.input_dim, tmp, opset, _metadata(teacher, module))
         _check_graph(tmp, opset, module.input_dim, module.action_dim)
         err = check_teacher_parity(tmp, teacher, obs, tol)
     return ExportResult(path, err, sha256_file(path), opset, module.input_dim, module.action_dim)
