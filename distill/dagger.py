@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache, partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ class DaggerConfig:
             raise DistillError(f"beta0={self.beta0}, beta_decay={self.beta_decay}: both must be in [0, 1]")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DaggerConfig":
+    def from_dict(cls, d: dict[str, Any]) -> DaggerConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -91,7 +91,7 @@ def behaviour_cloning(cfg: DaggerConfig) -> DaggerConfig:
     return DaggerConfig(**{**asdict(cfg), "beta_schedule": "constant", "beta0": 1.0})
 
 
-@lru_cache(maxsize=None)
+@cache
 def mixed_policy(obs_dim: int):
     """The β-mixed policy for an env with `obs_dim` state dims; cached so the rollout compiles once
     for all rounds (β and both networks' weights are parameters, not constants)."""
@@ -137,7 +137,7 @@ def collect_round(
     T, N = steps.t.shape
     env_ids = np.broadcast_to(np.arange(N), (T, N))
     episode = (round_index * N + env_ids).astype(np.int64) * 1_000_000 + np.asarray(steps.episode, np.int64)
-    flat = lambda x: np.asarray(x).reshape((T * N,) + np.asarray(x).shape[2:])  # noqa: E731
+    flat = lambda x: np.asarray(x).reshape((T * N,) + np.asarray(x).shape[2:])
     columns = {
         "obs": flat(steps.obs), "goal": flat(steps.goal),
         "teacher_action": flat(steps.extras["teacher_action"]),

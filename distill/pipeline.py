@@ -7,15 +7,20 @@ import platform
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import jax
 
 import distill
-from distill.bench.latency import LatencyResult, cpu_name, jax_latency, ort_latency, torch_eager_latency
+from distill.bench.latency import (
+    LatencyResult,
+    cpu_name,
+    jax_latency,
+    ort_latency,
+    torch_eager_latency,
+)
+from distill.bench.onnx_success import evaluate_onnx
 from distill.bench.report import RANDOM_INIT_WARNING, render_markdown, write_report
 from distill.bench.targets import load_target, verdict
-from distill.bench.onnx_success import evaluate_onnx
 from distill.dagger import DaggerConfig, evaluation_key, run_dagger
 from distill.data import RolloutReader
 from distill.envs import make_env
@@ -95,7 +100,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     s_metrics = result.rounds[-1]["student"]
     t_metrics = result.teacher_metrics.as_dict()
-    ratio = lambda key: (s_metrics[key] / t_metrics[key]) if t_metrics[key] else float("nan")  # noqa: E731
+    ratio = lambda key: (s_metrics[key] / t_metrics[key]) if t_metrics[key] else float("nan")
     report = {
         "run": run,
         "random_init": teacher.random_init,

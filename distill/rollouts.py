@@ -7,12 +7,12 @@ are an argument, not a closure, so retraining a student never retraces the rollo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache, partial
-from typing import Any, Callable
+from functools import cache, partial
+from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from distill.envs.base import EnvState, MjxGoalEnv
@@ -76,7 +76,7 @@ def _rollout(env, policy, num_steps, params, state, key):
     return jax.lax.scan(body, state, jax.random.split(key, num_steps))
 
 
-@lru_cache(maxsize=None)
+@cache
 def deterministic(act: Callable[[Any, jax.Array], jax.Array]) -> Policy:
     """Wraps `act(params, obs) -> action` as a policy with no extras (cached, so jit reuses it)."""
 

@@ -58,7 +58,7 @@ def test_dagger_lifts_student_far_above_random_init(dagger_run, reacher):
 
 
 def test_teacher_is_frozen_and_rows_aggregate(dagger_run, teacher):
-    root, result, before = dagger_run
+    root, _, before = dagger_run
     after = [np.asarray(x) for x in jax.tree_util.tree_leaves(teacher.actor_params)]
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
     reader = RolloutReader(root / "rollouts.h5")

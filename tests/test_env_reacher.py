@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
-
 from conftest import SMALL_ENVS
+
 from distill.envs.reacher import Reacher
 
 

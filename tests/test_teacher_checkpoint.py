@@ -22,7 +22,7 @@ def saved(tmp_path):
 
 
 def test_round_trip_is_exact(saved):
-    directory, arch, actor, critic = saved
+    directory, arch, actor, _ = saved
     t = load_teacher(directory)
     assert t.arch == arch and t.env == "reacher" and t.meta["metrics"]["success"] == 0.5
     for a, b in zip(jax.tree_util.tree_leaves(actor), jax.tree_util.tree_leaves(t.actor_params)):

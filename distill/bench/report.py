@@ -32,9 +32,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         f"# distill report: {report['run']}",
         "",
-        f"teacher `{t['name']}` (env {report['env']}, actor depth {t['actor_depth']}, critic depth "
-        f"{t['critic_depth']}, width {t['width']}, {t['actor_params']:,} actor parameters) -> student "
-        f"`{s['preset']}` ({s['params']:,} parameters)",
+        (f"teacher `{t['name']}` (env {report['env']}, actor depth {t['actor_depth']}, critic depth "
+         f"{t['critic_depth']}, width {t['width']}, {t['actor_params']:,} actor parameters) -> student "
+         f"`{s['preset']}` ({s['params']:,} parameters)"),
         "",
         "## Success in MJX (deterministic policies, same goals)",
         "",
@@ -43,9 +43,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"| teacher | {_fmt_metrics(report['success']['teacher'])} |",
         f"| student | {_fmt_metrics(report['success']['student'])} |",
         "",
-        f"student / teacher: reached {report['success']['ratio_success']:.3f}, time at goal "
-        f"{report['success']['ratio_time_at_goal']:.3f}, final-step "
-        f"{report['success']['ratio_final_success']:.3f}",
+        (f"student / teacher: reached {report['success']['ratio_success']:.3f}, time at goal "
+         f"{report['success']['ratio_time_at_goal']:.3f}, final-step "
+         f"{report['success']['ratio_final_success']:.3f}"),
         "",
         "## DAgger rounds",
         "",
@@ -75,8 +75,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report.get("variants"):
         lines += ["", "## Exported student ONNX in MJX (run by ONNX Runtime, same goals)", "",
                   "action error: fp32 against PyTorch, fp16 / int8 against the fp32 ONNX on dataset rows", "",
-                  "| variant | reached | time at goal | final-step | max abs action error | mean abs error | "
-                  "QDQ nodes | file |", "|---|---|---|---|---|---|---|---|"]
+                  ("| variant | reached | time at goal | final-step | max abs action error | mean abs error | "
+                   "QDQ nodes | file |"), "|---|---|---|---|---|---|---|---|"]
         for v in report["variants"]:
             m = v["success"]
             mean_err = "—" if v["mean_abs_err"] is None else f"{v['mean_abs_err']:.2e}"
@@ -86,9 +86,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report.get("target"):
         tv = report["target"]
         lines += ["", f"## Target `{tv['name']}`", "",
-                  f"budget p99 <= {tv['budget_p99_ms']} ms at {tv['control_hz']} Hz; student p99 on this host "
-                  f"{tv['student_p99_ms']:.4f} ms -> {'meets' if tv['meets_budget'] else 'MISSES'} the budget here "
-                  f"({tv['note']})"]
+                  (f"budget p99 <= {tv['budget_p99_ms']} ms at {tv['control_hz']} Hz; student p99 on this host "
+                   f"{tv['student_p99_ms']:.4f} ms -> {'meets' if tv['meets_budget'] else 'MISSES'} the budget "
+                   f"here ({tv['note']})")]
     lines += ["", "## Artifacts", ""]
     for k, v in report["artifacts"].items():
         lines.append(f"- {k}: `{v}`")

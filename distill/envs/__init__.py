@@ -7,7 +7,7 @@ building the reacher never pays for the humanoid's model.
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+from functools import cache
 
 from distill.envs.base import EnvSpec, EnvState, MjxGoalEnv
 from distill.errors import DistillError
@@ -26,7 +26,7 @@ ENV_FACTORIES: dict[str, tuple[str, str]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def make_env(name: str) -> MjxGoalEnv:
     """One shared instance per name: envs are stateless, and sharing lets jit caches be reused."""
     if name not in ENV_FACTORIES:

@@ -65,7 +65,7 @@ class EnvState:
     """Distance to the goal of the state the last action led to."""
     key: jax.Array
 
-    def replace(self, **changes) -> "EnvState":
+    def replace(self, **changes) -> EnvState:
         return dataclasses.replace(self, **changes)
 
 

@@ -73,7 +73,7 @@ class CRLConfig:
         return -(-self.total_env_steps // self.env_steps_per_iteration)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CRLConfig":
+    def from_dict(cls, d: dict[str, Any]) -> CRLConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

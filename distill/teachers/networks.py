@@ -105,17 +105,17 @@ def _layer(dense_p: Params, norm_p: Params, x: jax.Array) -> jax.Array:
     return jax.nn.swish(layer_norm(norm_p, dense(dense_p, x)))
 
 
+def _index(p: Params, i: int) -> Params:
+    return {k: v[i] for k, v in p.items()}
+
+
 def apply_trunk(p: Params, x: jax.Array, remat: bool = False) -> jax.Array:
     x = _layer(p["input"]["dense"], p["input"]["norm"], x)
 
     def block(h, block_p):
         identity = h
         for i in range(4):
-            h = _layer(
-                jax.tree_util.tree_map(lambda a: a[i], block_p["dense"]),
-                jax.tree_util.tree_map(lambda a: a[i], block_p["norm"]),
-                h,
-            )
+            h = _layer(_index(block_p["dense"], i), _index(block_p["norm"], i), h)
         return h + identity, None
 
     if remat:

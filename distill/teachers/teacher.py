@@ -44,7 +44,7 @@ class Teacher:
         return jnp.tanh(self.actor_dist(obs)[0])
 
     def critic(self, state, action, goal) -> jax.Array:
-        f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+        f32 = lambda x: jnp.asarray(x, jnp.float32)
         return self._critic(self.critic_params, f32(state), f32(action), f32(goal))
 
     @property
@@ -94,7 +94,7 @@ def load_teacher(name_or_dir: str | Path, random_init: bool = False, seed: int =
                 "or pass --random-init for systems benchmarks only"
             )
         actor_np, critic_np = checkpoint.load_weights(directory, doc)
-        to_jax = lambda t: jax.tree_util.tree_map(jnp.asarray, t)  # noqa: E731
+        to_jax = lambda t: jax.tree_util.tree_map(jnp.asarray, t)
         actor, critic = to_jax(actor_np), to_jax(critic_np)
         meta = doc
     return Teacher(

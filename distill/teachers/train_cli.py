@@ -42,7 +42,7 @@ def train_command(args: argparse.Namespace) -> int:
     print(f"training {args.name}: env {cfg.env}, actor depth {cfg.actor_depth}, critic depth "
           f"{cfg.critic_depth}, width {cfg.width}, {cfg.iterations} iterations x "
           f"{cfg.env_steps_per_iteration} env steps, {cfg.sgd_steps} sgd steps each; checkpoints in {run_dir}")
-    ts, rows, wall = train(cfg, run_dir, resume=args.resume)
+    ts, _, wall = train(cfg, run_dir, resume=args.resume)
     env = make_env(cfg.env)
     final = evaluate_actor(env, ts.actor, jax.random.PRNGKey(cfg.seed + 2), cfg.eval_episodes)
     out_dir.mkdir(parents=True, exist_ok=True)

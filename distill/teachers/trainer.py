@@ -58,7 +58,7 @@ def save_state(run_dir: Path, ts: crl.TrainState, cfg: crl.CRLConfig, extra: dic
 
 def load_state(run_dir: Path, template: crl.TrainState) -> crl.TrainState:
     flat = st_load((run_dir / STATE_FILE).read_bytes())
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    leaves, _ = jax.tree_util.tree_flatten_with_path(template)
     restored = []
     for path, leaf in leaves:
         name = _leaf_name(path)
