@@ -60,3 +60,19 @@ def test_humanoid_1024_without_weights_exits_nonzero(capsys):
     assert main(["run", "--teacher", "humanoid_1024"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "humanoid_1024" in err[0] and "import" in err[0]
+
+
+def test_bf16_inference_tracks_float32(saved):
+    directory = saved[0]
+    f32, bf16 = load_teacher(directory), load_teacher(directory, compute_dtype="bfloat16")
+    leaf = jax.tree_util.tree_leaves(bf16.actor_params)[0]
+    assert leaf.dtype == jax.numpy.bfloat16
+    obs = np.random.default_rng(1).normal(size=(32, 13)).astype(np.float32)
+    a32, a16 = np.asarray(f32.act(obs)), np.asarray(bf16.act(obs))
+    assert a16.dtype == np.float32 and not np.array_equal(a32, a16)  # really computed in bf16
+    np.testing.assert_allclose(a16, a32, atol=0.05)
+    q32 = np.asarray(f32.critic(obs[:, :10], a32, obs[:, 10:]))
+    q16 = np.asarray(bf16.critic(obs[:, :10], a32, obs[:, 10:]))
+    np.testing.assert_allclose(q16, q32, rtol=0.05, atol=0.05)
+    with pytest.raises(DistillError, match="compute_dtype"):
+        load_teacher(directory, compute_dtype="float8")
