@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from distill.atomic import write_text_atomic
+from distill.config import from_table
 from distill.data import DatasetMeta, RolloutReader, RolloutWriter
 from distill.envs.base import MjxGoalEnv
 from distill.errors import DistillError
@@ -67,14 +68,7 @@ class DaggerConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DaggerConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise DistillError(f"unknown [distill] keys {unknown}; known: {sorted(known)}")
-        try:
-            return cls(**d)
-        except TypeError as exc:
-            raise DistillError(f"bad [distill] value ({exc})") from None
+        return from_table(cls, d, "[distill]")
 
     def beta(self, round_index: int) -> float:
         if round_index == 0:

@@ -13,7 +13,7 @@ it resumes with an identical continuation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from distill.config import from_table
 from distill.envs.base import EnvState, MjxGoalEnv
 from distill.rollouts import rollout
 from distill.teachers import networks
@@ -73,12 +74,8 @@ class CRLConfig:
         return -(-self.total_env_steps // self.env_steps_per_iteration)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CRLConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown CRL config keys {unknown}; known: {sorted(known)}")
-        return cls(**d)
+    def from_dict(cls, d: dict[str, Any], where: str = "[training.config]") -> CRLConfig:
+        return from_table(cls, d, where)
 
 
 @jax.tree_util.register_dataclass

@@ -29,10 +29,7 @@ def config_for(name: str, config_path: str | None) -> crl.CRLConfig:
     table = (doc.get("training") or {}).get("config")
     if not table:
         raise DistillError(f"{path}: no [training.config] table; add one with at least env and depths")
-    try:
-        return crl.CRLConfig.from_dict(table)
-    except (TypeError, ValueError) as exc:
-        raise DistillError(f"{path}: bad [training.config] ({exc})") from None
+    return crl.CRLConfig.from_dict(table, f"{path} [training.config]")
 
 
 def train_command(args: argparse.Namespace) -> int:

@@ -1,0 +1,22 @@
+"""Typed configuration: frozen dataclasses built from TOML tables, refusing unknown keys."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, TypeVar
+
+from distill.errors import DistillError
+
+T = TypeVar("T")
+
+
+def from_table(cls: type[T], table: dict[str, Any], where: str) -> T:
+    """`cls(**table)`, with a one-line error naming `where` for a typo'd key or a bad value."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise DistillError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+    try:
+        return cls(**table)
+    except (TypeError, ValueError) as exc:
+        raise DistillError(f"{where}: bad value ({exc})") from None
