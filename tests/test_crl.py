@@ -72,3 +72,16 @@ def test_resume_continues_identically(tmp_path, reacher):
         resumed, _ = crl.iteration(cfg, reacher, resumed)
     for a, b in zip(jax.tree_util.tree_leaves(ts), jax.tree_util.tree_leaves(resumed)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_config_from_toml_table_has_paper_defaults_and_refuses_typos():
+    from distill.dagger import DaggerConfig
+    from distill.errors import DistillError
+
+    cfg = crl.CRLConfig.from_dict({"env": "ant", "actor_depth": 16})
+    assert (cfg.env, cfg.actor_depth, cfg.batch_size, cfg.num_envs, cfg.unroll_length) == ("ant", 16, 512, 512, 62)
+    assert cfg.sgd_steps == 512 * 62 // 40  # the paper's update-to-data ratio of about 1:40
+    with pytest.raises(DistillError, match=r"teacher\.toml.*unknown keys.*batchsize"):
+        crl.CRLConfig.from_dict({"batchsize": 256}, "teachers/x/teacher.toml [training.config]")
+    with pytest.raises(DistillError, match=r"\[distill\]: bad value"):
+        DaggerConfig.from_dict({"rounds": "three"})
