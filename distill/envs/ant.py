@@ -155,6 +155,8 @@ def _ant_spec(name: str, model: mujoco.MjModel) -> EnvSpec:
 class Ant(MjxGoalEnv):
     """The ant on open ground (layout None) or in a maze."""
 
+    healthy_z = HEALTHY_Z
+
     def __init__(self, name: str, layout: MazeLayout | None = None) -> None:
         model, init_qpos = build_ant_model(layout)
         super().__init__(model, _ant_spec(name, model), n_frames=N_FRAMES)
@@ -198,10 +200,6 @@ class Ant(MjxGoalEnv):
 
     def achieved_goal(self, data: mjx.Data) -> jax.Array:
         return data.qpos[:2]
-
-    def is_unhealthy(self, data: mjx.Data) -> jax.Array:
-        z = data.qpos[2]
-        return (z < HEALTHY_Z[0]) | (z > HEALTHY_Z[1])
 
 
 def make_ant() -> Ant:

@@ -78,6 +78,8 @@ class MjxGoalEnv:
 
     spec: EnvSpec
     n_frames: int
+    healthy_z: tuple[float, float] | None = None
+    """Torso/base height band outside which an episode ends early (the paper's ant and humanoid)."""
 
     def __init__(self, mj_model: mujoco.MjModel, spec: EnvSpec, n_frames: int) -> None:
         self.mj_model = mj_model
@@ -111,8 +113,11 @@ class MjxGoalEnv:
         return goal
 
     def is_unhealthy(self, data: mjx.Data) -> jax.Array:
-        """Early termination (e.g. a fallen ant); False by default."""
-        return jnp.asarray(False)
+        """Early termination: the root body's height outside `healthy_z`, if an env sets it."""
+        if self.healthy_z is None:
+            return jnp.asarray(False)
+        z = data.qpos[2]
+        return (z < self.healthy_z[0]) | (z > self.healthy_z[1])
 
     # --- interface ---------------------------------------------------------------------------
     def observation(self, data: mjx.Data, goal: jax.Array) -> jax.Array:

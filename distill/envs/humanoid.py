@@ -115,6 +115,8 @@ def _humanoid_spec(name: str, model: mujoco.MjModel) -> EnvSpec:
 class Humanoid(MjxGoalEnv):
     """The humanoid on open ground (layout None) or in a maze."""
 
+    healthy_z = HEALTHY_Z
+
     def __init__(self, name: str, layout: MazeLayout | None = None) -> None:
         model = build_humanoid_model(layout)
         super().__init__(model, _humanoid_spec(name, model), n_frames=N_FRAMES)
@@ -162,10 +164,6 @@ class Humanoid(MjxGoalEnv):
 
     def achieved_goal(self, data: mjx.Data) -> jax.Array:
         return data.qpos[:3]
-
-    def is_unhealthy(self, data: mjx.Data) -> jax.Array:
-        z = data.qpos[2]
-        return (z < HEALTHY_Z[0]) | (z > HEALTHY_Z[1])
 
 
 def make_humanoid() -> Humanoid:
