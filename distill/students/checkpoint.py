@@ -5,7 +5,6 @@ folder alone and a swapped weights file is refused."""
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import tomli_w
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from distill.artifacts import read_toml, read_verified
 from distill.atomic import write_bytes_atomic, write_text_atomic
 from distill.errors import DistillError
 from distill.students.mlp import ACTIVATION, MLPStudent
@@ -48,13 +48,8 @@ def save_student(student: MLPStudent, directory: str | Path, metadata: dict[str,
 
 
 def read_student_toml(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / TOML_NAME
-    if not path.is_file():
-        raise DistillError(f"no {TOML_NAME} in {directory}: not a student folder (train one with `distill run`)")
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise DistillError(f"{path}: invalid TOML ({exc}); fix or re-create the file") from None
+    return read_toml(Path(directory) / TOML_NAME,
+                     f"no {TOML_NAME} in {directory}: not a student folder (train one with `distill run`)")
 
 
 def load_student(directory: str | Path) -> MLPStudent:
@@ -67,14 +62,8 @@ def load_student(directory: str | Path) -> MLPStudent:
         raise DistillError(f"{directory / TOML_NAME}: activation {activation!r} is not supported (only {ACTIVATION!r})")
     weights = doc.get("weights") or {}
     path = directory / weights.get("file", WEIGHTS_NAME)
-    if not path.is_file():
-        raise DistillError(f"student weights {path} are missing; re-train or restore them")
-    blob = path.read_bytes()
-    actual = hashlib.sha256(blob).hexdigest()
-    if actual != weights.get("sha256"):
-        raise DistillError(
-            f"{path}: sha256 {actual[:12]}… does not match {TOML_NAME}; the weights were changed or truncated"
-        )
+    blob = read_verified(path, weights.get("sha256"), f"student weights {path} are missing; re-train or restore them",
+                         "re-train or restore them")
     try:
         student = MLPStudent(**arch)
         student.load_state_dict(st_load(blob), strict=True)

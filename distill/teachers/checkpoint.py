@@ -7,7 +7,6 @@ recorded there and checked on every load, so a swapped or truncated file is refu
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import tomli_w
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
+from distill import artifacts
 from distill.atomic import write_bytes_atomic, write_text_atomic
 from distill.errors import DistillError
 from distill.teachers.networks import CRLArch, Params
@@ -95,13 +95,7 @@ def save_teacher(
 
 
 def read_toml(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / TOML_NAME
-    if not path.is_file():
-        raise DistillError(f"no {TOML_NAME} in {directory}: not a teacher folder")
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise DistillError(f"{path}: invalid TOML ({exc}); fix or re-create the file") from None
+    return artifacts.read_toml(Path(directory) / TOML_NAME, f"no {TOML_NAME} in {directory}: not a teacher folder")
 
 
 def arch_from_toml(doc: dict[str, Any], path: Path) -> CRLArch:
@@ -116,15 +110,10 @@ def load_weights(directory: str | Path, doc: dict[str, Any]) -> tuple[Params, Pa
     directory = Path(directory)
     weights = doc.get("weights") or {}
     path = directory / weights.get("file", WEIGHTS_NAME)
-    if not path.is_file():
-        raise DistillError(f"teacher {doc.get('name', directory.name)!r} has no weights ({path} is missing)")
-    blob = path.read_bytes()
-    expected = weights.get("sha256")
-    actual = sha256_bytes(blob)
-    if expected != actual:
-        raise DistillError(
-            f"{path}: sha256 {actual[:12]}… does not match {expected and expected[:12]}… in {TOML_NAME}; "
-            "the weights were changed or truncated — restore them or re-import the teacher"
-        )
+    blob = artifacts.read_verified(
+        path, weights.get("sha256"),
+        f"teacher {doc.get('name', directory.name)!r} has no weights ({path} is missing)",
+        "restore them or re-import the teacher",
+    )
     tree = unflatten(dict(st_load(blob)))
     return tree["actor"], tree["critic"]
