@@ -27,7 +27,7 @@ from distill.envs import make_env
 from distill.errors import DistillError
 from distill.export.onnx_export import export_onnx
 from distill.export.precision import make_fp16, make_int8_qdq
-from distill.export.teacher_onnx import export_teacher_actor_onnx
+from distill.export.teacher_onnx import TeacherActorModule, export_teacher_actor_onnx
 from distill.paths import datasets_dir, students_dir
 from distill.students.presets import get_preset, load_train_config
 from distill.teachers import load_teacher, networks
@@ -54,12 +54,18 @@ def _latency(student_onnx: Path, teacher_onnx: Path, student, teacher) -> list[t
     like-for-like ratio, plus each model in its own framework."""
     calls = {"n_calls": LATENCY_CALLS, "warmup": LATENCY_WARMUP, "progress": True}
     input_dim = teacher.arch.obs_dim + teacher.arch.goal_dim
-    return [
+    rows = [
         ("student", ort_latency(student_onnx, threads=1, **calls)),
         ("teacher actor", ort_latency(teacher_onnx, threads=1, **calls)),
         ("student", torch_eager_latency(student, input_dim, threads=1, **calls)),
         ("teacher actor", jax_latency(networks.actor_act, teacher.actor_params, input_dim, **calls)),
     ]
+    if "torch_cuda_graph" in available_backends():  # a GPU host: both models as captured CUDA graphs
+        rows += [
+            ("student", torch_cuda_graph_latency(student, input_dim, **calls)),
+            ("teacher actor", torch_cuda_graph_latency(TeacherActorModule(teacher.actor_params), input_dim, **calls)),
+        ]
+    return rows
 
 
 def run_command(args: argparse.Namespace) -> int:
