@@ -13,9 +13,11 @@ import jax
 import distill
 from distill.bench.latency import (
     LatencyResult,
+    available_backends,
     cpu_name,
     jax_latency,
     ort_latency,
+    torch_cuda_graph_latency,
     torch_eager_latency,
 )
 from distill.bench.onnx_success import evaluate_onnx
