@@ -31,8 +31,7 @@ from mujoco import mjx
 from tqdm import tqdm
 
 from distill.atomic import write_text_atomic
-from distill.bench.jax_timing import compile_timed, device_name
-from distill.bench.latency import cpu_name
+from distill.bench.jax_timing import compile_timed, run_context
 from distill.envs import make_env
 from distill.envs.base import MjxGoalEnv
 from distill.errors import DistillError
@@ -195,18 +194,7 @@ def run(
     return {
         "benchmark": "env_throughput",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "device": {
-            "name": device_name(device),
-            "platform": device.platform,
-            "kind": device.device_kind,
-            "count": jax.device_count(),
-        },
-        "host": {
-            "cpu": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "loadavg_1m_at_start": round(load_start, 2),
-            "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
-        },
+        **run_context(device, load_start),
         "versions": {"jax": jax.__version__, "mujoco": mujoco.__version__},
         "quick": quick,
         "timing": {

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -31,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from distill.atomic import write_text_atomic
-from distill.bench.jax_timing import compile_timed, device_name
+from distill.bench.jax_timing import compile_timed, run_context
 from distill.teachers import networks
 from distill.teachers.networks import CRLArch
 
@@ -148,18 +147,7 @@ def run(quick: bool, dtype_name: str, budget_s: float, min_calls: int, max_calls
     return {
         "benchmark": "teacher_throughput",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "device": {
-            "name": device_name(device),
-            "platform": device.platform,
-            "kind": device.device_kind,
-            "count": jax.device_count(),
-        },
-        "host": {
-            "cpu_count": os.cpu_count(),
-            "loadavg_1m_at_start": round(load_start, 2),
-            "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
-            "machine": platform.machine(),
-        },
+        **run_context(device, load_start),
         "jax_version": jax.__version__,
         "dtype": dtype_name,
         "width": WIDTH,

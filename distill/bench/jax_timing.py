@@ -21,3 +21,28 @@ def compile_timed(fn, *args) -> tuple[jax.stages.Compiled, float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     compiled = jax.jit(fn).lower(*args).compile()
     return compiled, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def run_context(device: jax.Device, load_start: float) -> dict:
+    """Where a benchmark ran, for its JSON: the device, and the host with its load before and after
+    (a busy host makes throughput pessimistic)."""
+    import os
+    import platform
+
+    from distill.bench.latency import cpu_name
+
+    return {
+        "device": {
+            "name": device_name(device),
+            "platform": device.platform,
+            "kind": device.device_kind,
+            "count": jax.device_count(),
+        },
+        "host": {
+            "cpu": cpu_name(),
+            "cpu_count": os.cpu_count(),
+            "machine": platform.machine(),
+            "loadavg_1m_at_start": round(load_start, 2),
+            "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+        },
+    }
