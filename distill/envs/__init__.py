@@ -23,6 +23,9 @@ ENV_FACTORIES: dict[str, tuple[str, str]] = {
     "humanoid_big_maze": ("distill.envs.humanoid", "make_humanoid_big_maze"),
     "go2": ("distill.envs.go2", "make_go2"),
     "go2_obstacles": ("distill.envs.go2", "make_go2_obstacles"),
+    "point_u_maze": ("distill.envs.point_maze", "make_point_u_maze"),
+    "point_medium_maze": ("distill.envs.point_maze", "make_point_medium_maze"),
+    "point_large_maze": ("distill.envs.point_maze", "make_point_large_maze"),
 }
 
 
