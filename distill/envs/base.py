@@ -22,8 +22,28 @@ with contextlib.redirect_stdout(io.StringIO()):  # mjx prints a notice when its 
 
 
 @dataclass(frozen=True)
+class ObservationSpec:
+    """One observation vector: named entries, state first and the goal's `goal_dim` entries last."""
+
+    names: tuple[str, ...]
+    goal_dim: int
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    @property
+    def state_dim(self) -> int:
+        return self.dim - self.goal_dim
+
+
+@dataclass(frozen=True)
 class EnvSpec:
-    """Static description of an env: what a teacher, a dataset and a robot need to agree on."""
+    """Static description of an env: what a teacher, a dataset and a robot need to agree on.
+
+    `obs_dim`, `goal_dim` and `obs_names` describe the teacher's observation, which may hold
+    privileged simulator state; `student` describes what the robot's sensors give, when that
+    differs (None: the student sees what the teacher sees)."""
 
     name: str
     obs_dim: int
@@ -38,10 +58,29 @@ class EnvSpec:
     obs_names: tuple[str, ...]
     """One name per observation dim (state then goal), written into datasets and deploy files."""
     action_names: tuple[str, ...]
+    student: ObservationSpec | None = None
 
     @property
     def input_dim(self) -> int:
+        """The teacher's input: state followed by goal."""
         return self.obs_dim + self.goal_dim
+
+    @property
+    def teacher_observation(self) -> ObservationSpec:
+        return ObservationSpec(self.obs_names, self.goal_dim)
+
+    @property
+    def student_observation(self) -> ObservationSpec:
+        return self.student if self.student is not None else self.teacher_observation
+
+    @property
+    def student_input_dim(self) -> int:
+        return self.student_observation.dim
+
+    @property
+    def asymmetric(self) -> bool:
+        """Whether teacher and student observe different vectors."""
+        return self.student is not None
 
 
 @jax.tree_util.register_dataclass
@@ -52,6 +91,9 @@ class EnvState:
     data: mjx.Data
     obs: jax.Array
     """State followed by goal, exactly what the teacher's actor reads."""
+    student_obs: jax.Array
+    """What the student reads (the robot's sensors); the same array as `obs` unless the env's
+    spec declares a separate student observation."""
     goal: jax.Array
     t: jax.Array
     """Steps taken in the current episode."""
@@ -109,8 +151,13 @@ class MjxGoalEnv:
 
     def goal_observation(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
         """The goal part of the observation: the goal itself, unless an env expresses it relative
-        to the robot (the Go2 sees it in its base's yaw frame)."""
+        to the robot."""
         return goal
+
+    def observe_student(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
+        """The student's observation (length `spec.student.dim`); only called when the spec
+        declares one, so envs whose student sees what the teacher sees need not define it."""
+        raise NotImplementedError(f"{self.spec.name} declares a student observation but no hook")
 
     def is_unhealthy(self, data: mjx.Data) -> jax.Array:
         """Early termination: the root body's height outside `healthy_z`, if an env sets it."""
@@ -124,14 +171,21 @@ class MjxGoalEnv:
         """State followed by goal, as the teacher's actor reads it."""
         return jnp.concatenate([self.observe(data, goal), self.goal_observation(data, goal)])
 
+    def observations(self, data: mjx.Data, goal: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(teacher's, student's) observation; one array twice when they are the same."""
+        obs = self.observation(data, goal)
+        return obs, (self.observe_student(data, goal) if self.spec.asymmetric else obs)
+
     def _start(self, key: jax.Array, episode: jax.Array) -> EnvState:
         key, init_key = jax.random.split(key)
         qpos, qvel, goal = self.sample_initial(init_key)
         data = mjx.make_data(self.mjx_model).replace(qpos=qpos, qvel=qvel)
         data = mjx.forward(self.mjx_model, data)
+        obs, student_obs = self.observations(data, goal)
         return EnvState(
             data=data,
-            obs=self.observation(data, goal),
+            obs=obs,
+            student_obs=student_obs,
             goal=goal,
             t=jnp.zeros((), jnp.int32),
             episode=episode,
@@ -155,9 +209,11 @@ class MjxGoalEnv:
         success = (dist < self.spec.success_radius).astype(jnp.float32)
         t = state.t + 1
         done = (t >= self.spec.episode_length) | self.is_unhealthy(data)
+        obs, student_obs = self.observations(data, state.goal)
         stepped = state.replace(
             data=data,
-            obs=self.observation(data, state.goal),
+            obs=obs,
+            student_obs=student_obs,
             t=t,
             done=done,
             success=success,
