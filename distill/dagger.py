@@ -91,6 +91,9 @@ class DaggerConfig:
     gap of every round and student of a run."""
     heldout_rows: int = 2048
     """States kept from those episodes, evenly spaced."""
+    heldout_seed: int = 20_000
+    """Seed of the held-out episodes; apart from `seed`, so runs that differ only in their seed
+    (and DAgger and behaviour cloning) measure their critic gaps on the same states."""
 
     def __post_init__(self) -> None:
         if self.beta_schedule not in BETA_SCHEDULES:
@@ -301,8 +304,7 @@ class HeldOutStates:
 
 
 def heldout_states(env: MjxGoalEnv, teacher: Teacher, cfg: DaggerConfig) -> HeldOutStates:
-    key = jax.random.PRNGKey(cfg.seed + 20_000)
-    k_reset, k_roll = jax.random.split(key)
+    k_reset, k_roll = jax.random.split(jax.random.PRNGKey(cfg.heldout_seed))
     state = reset_batch(env, k_reset, cfg.heldout_envs)
     _, steps = rollout(env, deterministic(networks.actor_act, "teacher"), env.spec.episode_length,
                        teacher.actor_params, state, k_roll)
