@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-from distill.envs.base import EnvSpec, EnvState, MjxGoalEnv
+from distill.envs.base import ActionSemantics, EnvSpec, EnvState, MjxGoalEnv
 from distill.errors import DistillError
 
 ENV_FACTORIES: dict[str, tuple[str, str]] = {
@@ -41,4 +41,4 @@ def make_env(name: str) -> MjxGoalEnv:
     return getattr(module, factory)()
 
 
-__all__ = ["ENV_FACTORIES", "EnvSpec", "EnvState", "MjxGoalEnv", "make_env"]
+__all__ = ["ENV_FACTORIES", "ActionSemantics", "EnvSpec", "EnvState", "MjxGoalEnv", "make_env"]

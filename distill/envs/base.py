@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +44,29 @@ class EnvSpec:
     @property
     def input_dim(self) -> int:
         return self.obs_dim + self.goal_dim
+
+
+@dataclass(frozen=True)
+class ActionSemantics:
+    """What an action in [-1, 1] means to the machine that executes it: written into deploy files
+    so the robot-side controller applies the policy the way the simulator did."""
+
+    names: tuple[str, ...]
+    control_hz: float
+    meaning: str = "normalised actuator command in [-1, 1] (the env's ctrl range)"
+    low: float = -1.0
+    high: float = 1.0
+    joint_order: tuple[str, ...] = ()
+    """Joints the actions drive, in action order (empty when actions are not joint targets)."""
+    default_pose: tuple[float, ...] = ()
+    """Joint positions (rad) that a zero action holds."""
+    action_scale: float | None = None
+    """Radians per unit action around the default pose."""
+    kp: float | None = None
+    kd: float | None = None
+    torque_limits: tuple[float, ...] = ()
+    """Per-joint |torque| bound (N·m) the PD output is clipped to."""
+    control_law: str = ""
 
 
 @jax.tree_util.register_dataclass
@@ -80,6 +105,13 @@ class MjxGoalEnv:
     n_frames: int
     healthy_z: tuple[float, float] | None = None
     """Torso/base height band outside which an episode ends early (the paper's ant and humanoid)."""
+    obs_groups: tuple[tuple[str, int, int], ...] | None = None
+    """(field, start, stop) per observation field, where an env lays its observation out by hand;
+    None lets `distill env info` group dims by name."""
+    obs_notes: Mapping[str, str] = MappingProxyType({})
+    """Per observation field, what the robot must compute to fill it (units, frame, offsets)."""
+    goal_frame: str = "world frame, the same coordinates as the achieved goal"
+    """The frame the goal part of the observation is expressed in (see `goal_observation`)."""
 
     def __init__(self, mj_model: mujoco.MjModel, spec: EnvSpec, n_frames: int) -> None:
         self.mj_model = mj_model
@@ -111,6 +143,10 @@ class MjxGoalEnv:
         """The goal part of the observation: the goal itself, unless an env expresses it relative
         to the robot (the Go2 sees it in its base's yaw frame)."""
         return goal
+
+    def action_semantics(self) -> ActionSemantics:
+        """What the robot must do with an action; envs whose actions are joint targets say so."""
+        return ActionSemantics(names=self.spec.action_names, control_hz=1.0 / self.spec.control_dt)
 
     def is_unhealthy(self, data: mjx.Data) -> jax.Array:
         """Early termination: the root body's height outside `healthy_z`, if an env sets it."""
