@@ -14,6 +14,8 @@ COMMAND_MODULES = (
     "distill.commands.run",
     "distill.commands.teacher",
     "distill.commands.env",
+    "distill.commands.ship",
+    "distill.commands.bench",
 )
 
 

@@ -11,7 +11,7 @@ import dataclasses
 import importlib
 from functools import cache
 
-from distill.envs.base import EnvSpec, EnvState, MjxGoalEnv
+from distill.envs.base import ActionSemantics, EnvSpec, EnvState, MjxGoalEnv
 from distill.errors import DistillError
 
 ENV_FACTORIES: dict[str, tuple[str, str]] = {
@@ -61,4 +61,5 @@ def with_episode_length(env: MjxGoalEnv, episode_length: int) -> MjxGoalEnv:
     return short
 
 
-__all__ = ["ENV_FACTORIES", "EnvSpec", "EnvState", "MjxGoalEnv", "make_env", "with_episode_length"]
+__all__ = ["ENV_FACTORIES", "ActionSemantics", "EnvSpec", "EnvState", "MjxGoalEnv", "make_env",
+           "with_episode_length"]

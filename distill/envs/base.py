@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import jax
 import jax.numpy as jnp
@@ -83,6 +85,29 @@ class EnvSpec:
         return self.student is not None
 
 
+@dataclass(frozen=True)
+class ActionSemantics:
+    """What an action in [-1, 1] means to the machine that executes it: written into deploy files
+    so the robot-side controller applies the policy the way the simulator did."""
+
+    names: tuple[str, ...]
+    control_hz: float
+    meaning: str = "normalised actuator command in [-1, 1] (the env's ctrl range)"
+    low: float = -1.0
+    high: float = 1.0
+    joint_order: tuple[str, ...] = ()
+    """Joints the actions drive, in action order (empty when actions are not joint targets)."""
+    default_pose: tuple[float, ...] = ()
+    """Joint positions (rad) that a zero action holds."""
+    action_scale: float | None = None
+    """Radians per unit action around the default pose."""
+    kp: float | None = None
+    kd: float | None = None
+    torque_limits: tuple[float, ...] = ()
+    """Per-joint |torque| bound (N·m) the PD output is clipped to."""
+    control_law: str = ""
+
+
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class EnvState:
@@ -122,6 +147,13 @@ class MjxGoalEnv:
     n_frames: int
     healthy_z: tuple[float, float] | None = None
     """Torso/base height band outside which an episode ends early (the paper's ant and humanoid)."""
+    obs_groups: tuple[tuple[str, int, int], ...] | None = None
+    """(field, start, stop) per observation field, where an env lays its observation out by hand;
+    None lets `distill env info` group dims by name."""
+    obs_notes: Mapping[str, str] = MappingProxyType({})
+    """Per observation field, what the robot must compute to fill it (units, frame, offsets)."""
+    goal_frame: str = "world frame, the same coordinates as the achieved goal"
+    """The frame the goal part of the observation is expressed in (see `goal_observation`)."""
 
     def __init__(self, mj_model: mujoco.MjModel, spec: EnvSpec, n_frames: int) -> None:
         self.mj_model = mj_model
@@ -158,6 +190,10 @@ class MjxGoalEnv:
         """The student's observation (length `spec.student.dim`); only called when the spec
         declares one, so envs whose student sees what the teacher sees need not define it."""
         raise NotImplementedError(f"{self.spec.name} declares a student observation but no hook")
+
+    def action_semantics(self) -> ActionSemantics:
+        """What the robot must do with an action; envs whose actions are joint targets say so."""
+        return ActionSemantics(names=self.spec.action_names, control_hz=1.0 / self.spec.control_dt)
 
     def is_unhealthy(self, data: mjx.Data) -> jax.Array:
         """Early termination: the root body's height outside `healthy_z`, if an env sets it."""
