@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "distill.commands.run",
     "distill.commands.teacher",
     "distill.commands.env",
+    "distill.commands.engine",
 )
 
 

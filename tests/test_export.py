@@ -183,7 +183,7 @@ def test_variant_tolerance_is_enforced(trained, tmp_path):
 @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
 def test_build_engine_without_tensorrt_says_how_to_install(trained, tmp_path):
     _, _, result = trained
-    with pytest.raises(DistillError, match=r"TensorRT is not installed: pip install \.\[tensorrt\]"):
+    with pytest.raises(DistillError, match=r"TensorRT is not installed.*JetPack.*build_engine\.sh"):
         build_engine(result.path, tmp_path / "student.engine", "fp16")
     assert not (tmp_path / "student.engine").exists()
 
