@@ -142,7 +142,8 @@ def test_uint8_zero_point_is_flagged():
 
 def test_missing_zero_point_is_flagged():
     (problem,) = check_tensorrt85(dequantize_model(None)).problems
-    assert problem.startswith("Q/DQ without a zero point") and "QuantizeLinear q" in problem
+    assert problem.startswith("QuantizeLinear without a zero point") and "QuantizeLinear q" in problem
+    assert "DequantizeLinear" not in problem  # optional there: it defaults to 0 of its input's type
 
 
 def test_uint8_quantized_weights_are_flagged():

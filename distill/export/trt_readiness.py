@@ -9,8 +9,8 @@ types) live in `tensorrt85_onnx_ops.toml` beside this module, with their source.
 - every graph input of static, positive shape (engines here are built without optimisation profiles);
 - no DOUBLE anywhere: inputs, outputs, value_info, initializers, constant attributes, and Cast
   (or any `to`/`dtype` attribute) targets — TensorRT would cast them down, clamping the range;
-- Q/DQ: scale and zero point constant, zero point int8 and all zero, scale float32, a constant
-  DequantizeLinear input int8.
+- Q/DQ: scale and zero point constant, zero point int8 and all zero (QuantizeLinear must name
+  one: without it its output is uint8), scale float32, a constant DequantizeLinear input int8.
 """
 
 from __future__ import annotations
@@ -88,6 +88,10 @@ def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
 def _listing(names: list[str]) -> str:
     shown = ", ".join(names[:LISTED])
     return shown if len(names) <= LISTED else f"{shown} and {len(names) - LISTED} more"
+
+
+def _type_name(data_type: int) -> str:
+    return onnx.TensorProto.DataType.Name(data_type)
 
 
 def _node_label(node: onnx.NodeProto) -> str:
@@ -193,30 +197,29 @@ def _constant_input_problems(
 
 
 def _qdq_problems(nodes: list[onnx.NodeProto], constants: dict[str, onnx.TensorProto | None], facts: ParserFacts) -> list[str]:
-    qtype = onnx.TensorProto.DataType.Name(facts.zero_point_type)
+    qtype = _type_name(facts.zero_point_type)
     no_zp, wrong_type, nonzero, bad_scale, bad_input = [], [], [], [], []
     for node in nodes:
         if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or node.domain not in DEFAULT_DOMAINS:
             continue
         label = f"{node.op_type} {_node_label(node)}"
         zp_name = node.input[2] if len(node.input) > 2 else ""
-        if not zp_name:
+        zp = constants.get(zp_name)
+        if not zp_name and node.op_type == "QuantizeLinear":
             no_zp.append(label)
-        elif zp_name in constants:
-            zp = constants[zp_name]
-            if zp is None or zp.data_type != facts.zero_point_type:
-                wrong_type.append(f"{label} ({onnx.TensorProto.DataType.Name(zp.data_type) if zp else 'not a tensor'})")
-            elif np.any(numpy_helper.to_array(zp) != 0):
-                nonzero.append(label)
+        elif zp_name in constants and (zp is None or zp.data_type != facts.zero_point_type):
+            wrong_type.append(f"{label} ({'not a tensor' if zp is None else _type_name(zp.data_type)})")
+        elif zp is not None and np.any(numpy_helper.to_array(zp) != 0):
+            nonzero.append(label)
         scale = constants.get(node.input[1]) if len(node.input) > 1 else None
         if scale is not None and scale.data_type != facts.scale_type:
-            bad_scale.append(f"{label} ({onnx.TensorProto.DataType.Name(scale.data_type)})")
+            bad_scale.append(f"{label} ({_type_name(scale.data_type)})")
         x = constants.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
         if x is not None and x.data_type != facts.zero_point_type:
-            bad_input.append(f"{label} ({onnx.TensorProto.DataType.Name(x.data_type)})")
+            bad_input.append(f"{label} ({_type_name(x.data_type)})")
     problems = []
     if no_zp:
-        problems.append(f"Q/DQ without a zero point (the default is uint8; TensorRT needs {qtype} 0): {_listing(no_zp)}")
+        problems.append(f"QuantizeLinear without a zero point (its output is then uint8; TensorRT needs {qtype}): {_listing(no_zp)}")
     if wrong_type:
         problems.append(f"Q/DQ zero points not {qtype}: {_listing(wrong_type)}; quantise with QuantType.QInt8")
     if nonzero:
