@@ -5,11 +5,11 @@ exported with the same conventions as a student: opset 17, one input `obs` [1, o
 float32, one output `action` = tanh(mean), and the same checks (onnx.checker's full check, TensorRT
 8.5 readiness). LayerNorm is written out in ops TensorRT 8.5's parser supports (it has no
 LayerNormalization: that came in 8.6), in the pattern ONNX Runtime fuses back into one kernel, so
-CPU latency is what the LayerNormalization op gave. The residual blocks stay stacked [depth // 4, 4, ...]
-in the module; tracing unrolls the Python loop over them into a static graph (what ONNX Runtime
-and TensorRT need), and constant folding turns each block-layer slice into its own initializer,
-so the file holds every weight once. Parity is checked in a real ONNX Runtime session against
-`Teacher.act` before the file replaces the target.
+CPU latency is what the LayerNormalization op gave. The residual blocks stay stacked
+[depth // 4, 4, ...] in the module; tracing unrolls the Python loop over them into a static graph
+(what ONNX Runtime and TensorRT need), and constant folding turns each block-layer slice into its
+own initializer, so the file holds every weight once. Parity is checked in a real ONNX Runtime
+session against `Teacher.act` before the file replaces the target.
 """
 
 from __future__ import annotations
@@ -80,8 +80,11 @@ class TeacherActorModule(nn.Module):
     indexing the stack inside the graph makes its per-node shape inference copy the whole stack
     at every layer (a depth-512 export took 183 s that way, quadratic in depth)."""
 
-    def __init__(self, actor_params: Params):
+    def __init__(self, actor_params: Params, decompose_layer_norm: bool = False):
+        """`decompose_layer_norm`: LayerNorm from elementary ops (`layer_norm`), as exported for
+        TensorRT 8.5; otherwise torch's fused kernel, for timing the teacher in PyTorch itself."""
         super().__init__()
+        self.decompose_layer_norm = decompose_layer_norm
         try:
             trunk = actor_params["trunk"]
             inp, blocks, mean = trunk["input"], trunk["blocks"], actor_params["mean"]
@@ -139,7 +142,10 @@ class TeacherActorModule(nn.Module):
         scale: torch.Tensor,
         shift: torch.Tensor,
     ):
-        return F.silu(layer_norm(F.linear(x, w, b), scale, shift))
+        h = F.linear(x, w, b)
+        if self.decompose_layer_norm:
+            return F.silu(layer_norm(h, scale, shift))
+        return F.silu(F.layer_norm(h, (self.width,), scale, shift, LAYER_NORM_EPS))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         h = self._layer(obs, self.in_w, self.in_b, self.in_scale, self.in_shift)
@@ -202,7 +208,7 @@ def export_teacher_actor_onnx(
     """Exports the teacher's deterministic actor, checks opset/IO and parity with `teacher.act`
     in ONNX Runtime (on `obs`, or random raw observations), then moves the file into place."""
     path = Path(path)
-    module = TeacherActorModule(teacher.actor_params).eval()
+    module = TeacherActorModule(teacher.actor_params, decompose_layer_norm=True).eval()
     arch = teacher.arch
     if (module.input_dim, module.action_dim) != (arch.obs_dim + arch.goal_dim, arch.action_dim):
         raise DistillError(
