@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "distill.commands.env",
     "distill.commands.ship",
     "distill.commands.bench",
+    "distill.commands.engine",
 )
 
 

@@ -408,6 +408,22 @@ def test_refuses_a_student_over_budget_unless_forced(tmp_path):
     assert result.deploy.latency.meets_budget is False
 
 
+def test_shipped_file_is_checked_for_tensorrt85_and_refused_when_not_ready(run_dir, shipped, tmp_path):
+    assert shipped.deploy.readiness.checked and shipped.deploy.readiness.ok
+    copy = tmp_path / "students" / "opset18"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("ship"))
+    import onnx
+
+    model = onnx.load(str(copy / "student.onnx"))
+    model.opset_import[0].version = 18  # TensorRT 8.5's parser stops at opset 17
+    onnx.save(model, str(copy / "student.onnx"))
+    with pytest.raises(DistillError, match=r"not ready for TensorRT 8\.5: .*opset 18"):
+        build_bundle(copy, precision="fp32")
+    assert not (copy / "ship").exists()
+    forced = build_bundle(copy, precision="fp32", force=True)
+    assert forced.deploy.forced and not forced.deploy.readiness.ok
+
+
 def test_cli_refusals_are_one_line_and_write_nothing(run_dir, tmp_path, capsys):
     before = _files_under(run_dir.parent.parent)
     assert distill_main(["ship", str(tmp_path / "no_such_run")]) == 2
