@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "distill.commands.ship",
     "distill.commands.bench",
     "distill.commands.engine",
+    "distill.commands.sweep",
 )
 
 
