@@ -217,6 +217,7 @@ def plot(points: list[Point], path: Path) -> None:
                 if metric == "time_at_goal":
                     ax.axhline(0.95, color="grey", ls=":", lw=1, label="95% of the teacher")
                 ax.set_xscale("log")
+                ax.set_ylim(-0.02, 1.15)  # both metrics live in [0, ~1]: bands are clipped to the view
                 ax.set_title(f"{task}, {preset}", fontsize=10)
                 ax.set_xlabel("teacher labels")
                 ax.set_ylabel(ylabel)
@@ -231,7 +232,7 @@ def plot(points: list[Point], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ", ".join(TASKS))
     parser.add_argument("--presets", default=None, help="comma-separated (default: the default and the smallest)")
     parser.add_argument("--quick", action="store_true", help="tiny settings, to try the script")
