@@ -13,6 +13,8 @@ COMMAND_MODULES = (
     "distill.commands.run",
     "distill.commands.teacher",
     "distill.commands.env",
+    "distill.commands.dataset",
+    "distill.commands.fit",
 )
 
 
