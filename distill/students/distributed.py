@@ -93,7 +93,11 @@ def distributed_from_env() -> Iterator[DistContext]:
     if cuda:
         torch.cuda.set_device(local)
     backend = "nccl" if cuda else "gloo"
-    dist.init_process_group(backend)
+    try:
+        dist.init_process_group(backend)
+    except (ValueError, RuntimeError) as exc:
+        raise DistillError(f"rank {rank} of {world} cannot join the {backend} process group "
+                           f"({str(exc).splitlines()[0]}); launch with torchrun") from None
     try:
         yield DistContext(rank, world, local, backend)
     finally:
