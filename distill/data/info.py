@@ -53,8 +53,8 @@ def describe(report: DatasetReport) -> str:
         f"actions     {', '.join(m.action_names)}",
         f"compression {_compression(report)}",
         "columns",
-        *(f"  {c.name:<16} {c.dtype}{list(c.row_shape)}  chunks of {c.chunk_rows} rows, {_size(c.stored_bytes)}"
-          for c in report.columns),
+        *(f"  {c.name:<16} {c.dtype + (str(list(c.row_shape)) if c.row_shape else ''):<14} "
+          f"chunks of {c.chunk_rows} rows, {_size(c.stored_bytes)}" for c in report.columns),
         f"env config  {json.dumps(dict(m.env_config), sort_keys=True)}",
         f"lineage     {json.dumps(dict(m.lineage), sort_keys=True)}",
         f"checks      {_checks(report)}",
