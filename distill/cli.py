@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "distill.commands.bench",
     "distill.commands.engine",
     "distill.commands.sweep",
+    "distill.commands.dataset",
+    "distill.commands.fit",
 )
 
 

@@ -48,7 +48,7 @@ from distill.rollouts import (
     rollout,
 )
 from distill.students.checkpoint import load_student, save_student
-from distill.students.fit import fit_normalizer, fit_student
+from distill.students.fit import fit_round
 from distill.students.jax_mirror import student_apply, student_params_to_jax
 from distill.students.mlp import MLPStudent, build_student
 from distill.students.presets import StudentPreset, StudentTrainConfig
@@ -148,9 +148,17 @@ class StageTimes:
 
 @dataclass(frozen=True)
 class FitSummary:
+    """The round's fit (`distill.students.fit.FitResult` without its per-epoch history)."""
+
+    loss: str
     loss_final: float
+    """Training-split loss of the weights kept."""
+    val_loss_final: float | None
+    """Validation-split loss (held-out episodes) of the weights kept."""
+    best_epoch: int
     epochs: int
     steps: int
+    stopped_early: bool
     seconds: float
 
 
@@ -347,11 +355,12 @@ def evaluate_teacher(env: MjxGoalEnv, teacher: Teacher, key: jax.Array, episodes
 
 
 # --- the loop --------------------------------------------------------------------------------------
-def _fit_round(preset, train_cfg, input_dim, action_dim, obs, target, seed) -> tuple[MLPStudent, FitSummary]:
-    mean, std = fit_normalizer(obs)
-    student = build_student(preset, input_dim, action_dim, mean, std, seed=seed)
-    fit = fit_student(student, obs, target, train_cfg, seed=seed, progress=True)
-    return student, FitSummary(fit["loss_final"], fit["epochs"], fit["steps"], fit["seconds"])
+def _fit_round(preset, train_cfg, spec, dataset: Path, seed: int, log_dir: Path) -> tuple[MLPStudent, FitSummary]:
+    """A fresh student fitted on every committed row, streamed from the file (bounded memory),
+    with the validation split by episode and early stopping the train config asks for."""
+    student, fit = fit_round(dataset, preset, train_cfg, spec.student_input_dim, spec.action_dim, seed, log_dir)
+    return student, FitSummary(fit.loss, fit.loss_final, fit.val_loss_final, fit.best_epoch, fit.epochs, fit.steps,
+                               fit.stopped_early, fit.seconds)
 
 
 def check_teacher_fits_env(teacher: Teacher, env: MjxGoalEnv) -> None:
@@ -433,7 +442,7 @@ def run_dagger(
         student = build_student(preset, spec.student_input_dim, spec.action_dim, seed=cfg.seed)
     for k in range(len(progress.rounds), cfg.rounds):
         record, student = _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path,
-                                 heldout, eval_key)
+                                 student_dir, heldout, eval_key)
         save_student(student, student_dir / "student", metadata={"round": k, "teacher": teacher.name})
         progress.append(record)
         m, st = record.student, record.stages
@@ -446,7 +455,7 @@ def run_dagger(
                         dataset=dataset_path, student_dir=student_dir)
 
 
-def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path, heldout, eval_key):
+def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path, student_dir, heldout, eval_key):
     """Collect (unless committed already), refit on the aggregate, evaluate: one RoundRecord."""
     spec = env.spec
     beta = cfg.beta(k)
@@ -462,9 +471,8 @@ def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path,
         new_rows = len(collected.columns["t"])
         reader = RolloutReader(dataset_path)
     t_fit = time.perf_counter()
-    data = reader.read(("obs", "teacher_action"))
-    student, fit = _fit_round(preset, train_cfg, spec.student_input_dim, spec.action_dim, data["obs"],
-                              data["teacher_action"], cfg.seed + k)
+    student, fit = _fit_round(preset, train_cfg, spec, dataset_path, cfg.seed + k,
+                              student_dir / "fit_logs" / f"round{k}")
     fit_s = time.perf_counter() - t_fit
     t_eval = time.perf_counter()
     metrics = evaluate_student(env, student, eval_key, cfg.eval_episodes)

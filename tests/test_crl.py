@@ -83,5 +83,5 @@ def test_config_from_toml_table_has_paper_defaults_and_refuses_typos():
     assert cfg.sgd_steps == 512 * 62 // 40  # the paper's update-to-data ratio of about 1:40
     with pytest.raises(DistillError, match=r"teacher\.toml.*unknown keys.*batchsize"):
         crl.CRLConfig.from_dict({"batchsize": 256}, "teachers/x/teacher.toml [training.config]")
-    with pytest.raises(DistillError, match=r"\[distill\]: bad value"):
+    with pytest.raises(DistillError, match=r"\[distill\]: rounds = .three. is str, expected an integer"):
         DaggerConfig.from_dict({"rounds": "three"})

@@ -108,7 +108,7 @@ def test_round_trip_every_column_and_attribute(meta, path):
         assert f.attrs["format"] == "distill.rollouts" and f.attrs[COMMITTED_ROWS] == 58
         for c in SYMMETRIC_COLUMNS:
             ds = f[c.name]
-            assert ds.compression == "lzf" and ds.chunks is not None and ds.maxshape[0] is None
+            assert ds.compression == "gzip" and ds.shuffle and ds.chunks is not None and ds.maxshape[0] is None
 
 
 def test_meta_from_env_spec_and_name_checks(meta):

@@ -94,9 +94,12 @@ def test_walls_hold_and_velocity_is_clipped(u_maze, u_steps):
         positions.append(np.asarray(state.data.qpos))
         speeds.append(np.abs(np.asarray(state.data.qvel)).max())
     pos = np.concatenate(positions)
-    inside = ((pos[:, None, 0] > boxes[None, :, 0] - BALL + 0.05) & (pos[:, None, 0] < boxes[None, :, 1] + BALL - 0.05)
-              & (pos[:, None, 1] > boxes[None, :, 2] - BALL + 0.05) & (pos[:, None, 1] < boxes[None, :, 3] + BALL - 0.05))
-    assert not inside.any(), "the ball went more than 5 cm into a wall"
+    # At the 5 m/s cap the ball moves 5 cm per 0.01 s step, so a contact can begin up to that deep
+    # (MuJoCo on the CPU with the asset's 20 solver iterations goes as deep); it must never get further.
+    slack = 0.06
+    inside = ((pos[:, None, 0] > boxes[None, :, 0] - BALL + slack) & (pos[:, None, 0] < boxes[None, :, 1] + BALL - slack)
+              & (pos[:, None, 1] > boxes[None, :, 2] - BALL + slack) & (pos[:, None, 1] < boxes[None, :, 3] + BALL - slack))
+    assert not inside.any(), "the ball went more than a step's travel into a wall"
     assert max(speeds) < MAX_SPEED + 0.5  # clipped before each step, plus one step of acceleration
     assert max(speeds) > 3.0  # and it did get going
 

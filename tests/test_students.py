@@ -220,11 +220,11 @@ def test_fit_lowers_the_loss(data, small_cfg):
     mean, std = fit_normalizer(obs)
     student = build_student(get_preset("mlp_2x64"), IN_DIM, ACT_DIM, mean, std, seed=0)
     out = fit_student(student, obs, target, small_cfg, seed=0, progress=False)
-    assert out["loss_final"] < 0.2 * out["loss_start"]
+    assert out.loss_final < 0.2 * out.loss_start
     batches = int(np.ceil(len(obs) / small_cfg.batch_size))
-    assert out["epochs"] == max(small_cfg.epochs, int(np.ceil(small_cfg.min_steps / batches)))
-    assert out["steps"] == out["epochs"] * batches >= small_cfg.min_steps
-    assert out["loss_final"] == pytest.approx(evaluate_loss(student, obs, target), rel=1e-6)
+    assert out.epochs == max(small_cfg.epochs, int(np.ceil(small_cfg.min_steps / batches)))
+    assert out.steps == out.epochs * batches >= small_cfg.min_steps
+    assert out.loss_final == pytest.approx(evaluate_loss(student, obs, target), rel=1e-6)
     assert not student.training
 
 
@@ -254,7 +254,7 @@ def test_fit_honours_row_weights(data, small_cfg):
     out = fit_student(student, obs, noisy, small_cfg, seed=0, weights=weights, progress=False)
     clean_err = evaluate_loss(student, obs[:half], target[:half])
     noisy_err = evaluate_loss(student, obs[half:], noisy[half:])
-    assert out["loss_final"] == pytest.approx(clean_err, rel=1e-5)
+    assert out.loss_final == pytest.approx(clean_err, rel=1e-5)
     assert clean_err < 0.25 * noisy_err
 
 

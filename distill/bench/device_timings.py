@@ -69,7 +69,12 @@ def bench_command(args: argparse.Namespace) -> int:
     for name, timing in zip(args.device_timings, timings):
         print(device_verdict(timing, target, Path(name)).line())
     if args.sweep:
-        from distill.bench.sweep import SweepReport, attach_device_timings, render_sweep, write_sweep
+        from distill.bench.sweep import (
+            SweepReport,
+            attach_device_timings,
+            render_sweep,
+            write_sweep,
+        )
         from distill.paths import project_root, students_dir
 
         folder = Path(args.sweep) if Path(args.sweep).is_dir() else students_dir() / args.sweep

@@ -190,7 +190,7 @@ def render_markdown(report: RunReport) -> str:
         "",
         "critic gap: mean Q(s, a_teacher, g) − Q(s, a_student, g) on the run's held-out teacher states",
         "",
-        ("| round | beta | rows | student reached | time at goal | final-step | critic gap | fit loss | "
+        ("| round | beta | rows | student reached | time at goal | final-step | critic gap | fit loss train / val | "
          "seconds | physics | teacher | critic | write | fit | eval | labelled rows/s |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -198,7 +198,8 @@ def render_markdown(report: RunReport) -> str:
         m, st = r.student, r.stages
         lines.append(
             f"| {r.round} | {r.beta:.3f} | {r.rows} | {m.success:.3f} | {m.time_at_goal:.1f} | "
-            f"{m.final_success:.3f} | {r.critic_gap:.4f} | {r.fit.loss_final:.2e} | {r.seconds:.1f} | "
+            f"{m.final_success:.3f} | {r.critic_gap:.4f} | {r.fit.loss_final:.2e} / "
+            f"{'—' if r.fit.val_loss_final is None else f'{r.fit.val_loss_final:.2e}'} | {r.seconds:.1f} | "
             f"{st.physics:.1f} | {st.teacher:.1f} | {st.critic:.1f} | {st.write:.1f} | {st.fit:.1f} | "
             f"{st.eval:.1f} | {r.labelled_rows_per_s:.0f} |")
     lines += [

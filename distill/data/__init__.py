@@ -1,7 +1,9 @@
-"""The HDF5 rollout dataset: schema, crash-safe writer, reader. Layout: datasets/README.md."""
+"""The HDF5 rollout dataset: schema, crash-safe writer, reader, bounded-memory stream, validation.
+Layout: datasets/README.md."""
 
 from distill.data.reader import RolloutReader
 from distill.data.schema import COLUMNS, SCHEMA_VERSION, Column, DatasetMeta, Dims
+from distill.data.stream import RowStream
 from distill.data.writer import RolloutWriter
 
 __all__ = [
@@ -12,4 +14,5 @@ __all__ = [
     "Dims",
     "RolloutReader",
     "RolloutWriter",
+    "RowStream",
 ]

@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Self
 
 import h5py
@@ -32,7 +33,11 @@ from distill.data.schema import (
 from distill.errors import DistillError
 
 CHUNK_BYTES = 256 * 1024
-"""Target chunk size: big enough for lzf to pay off, small enough for HDF5's 1 MiB chunk cache."""
+"""Target chunk size: big enough for compression to pay off, small enough for HDF5's 1 MiB chunk cache."""
+COMPRESSION = MappingProxyType({"compression": "gzip", "compression_opts": 4, "shuffle": True})
+"""Filters every HDF5 build has (byte shuffle, then deflate), so h5dump and HDFView read the data
+without plugins (lzf needs one). Against lzf on real rollouts: files 13-26% smaller, writes and
+reads about half as fast (datasets/README.md)."""
 
 
 def _chunk_rows(row_shape: tuple[int, ...], dtype: np.dtype) -> int:
@@ -74,7 +79,7 @@ class RolloutWriter:
                     maxshape=(None, *shape),
                     dtype=col.dtype,
                     chunks=(_chunk_rows(shape, col.dtype), *shape),
-                    compression="lzf",
+                    **COMPRESSION,
                 )
         return cls(path, meta)
 

@@ -4,6 +4,10 @@ Normalisation ((obs - mean) / std) and the final tanh live inside `forward`, so 
 exported from it takes raw observations and returns actions in [-1, 1] with nothing left for
 the robot-side code to get wrong.
 
+An optional log-std head (`log_std_head=True`) gives the student a Gaussian in pre-tanh space for
+distribution-matching losses (KL to the teacher's Gaussian). It is used only while training:
+`forward`, and so the ONNX export and the JAX mirror, stay `tanh(mean)`.
+
 Activation: ELU. It is one ONNX operator (`Elu`) that TensorRT 8.5 runs as one activation
 layer, where SiLU exports as Sigmoid + Mul (two ops, and one more tensor to place Q/DQ around
 in int8); it is smooth like SiLU, and it is what legged-robot policies (rsl_rl) ship with.
@@ -21,6 +25,9 @@ from torch import nn
 from distill.errors import DistillError
 
 ACTIVATION = "elu"
+LOG_STD_RANGE = (-5.0, 2.0)
+"""The teacher's log-std range (scaling-crl squashes its raw head into it); the student's head uses
+the same squash so the two distributions live on the same scale."""
 STD_FLOOR = 1e-2
 """Smallest std used to scale an input, so a dimension that barely varied in the data
 (a fixed goal height, say) is not blown up when it moves on the robot."""
@@ -48,6 +55,7 @@ class MLPStudent(nn.Module):
         width: int,
         obs_mean: np.ndarray | None = None,
         obs_std: np.ndarray | None = None,
+        log_std_head: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("input_dim", input_dim), ("action_dim", action_dim), ("depth", depth), ("width", width)):
@@ -62,12 +70,32 @@ class MLPStudent(nn.Module):
         sizes = [input_dim] + [width] * depth
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         self.head = nn.Linear(width, action_dim)
+        self.log_std = nn.Linear(width, action_dim) if log_std_head else None
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    @property
+    def has_log_std_head(self) -> bool:
+        return self.log_std is not None
+
+    def _features(self, obs: torch.Tensor) -> torch.Tensor:
         x = (obs - self.obs_mean) / self.obs_std
         for layer in self.hidden:
             x = nn.functional.elu(layer(x))
-        return torch.tanh(self.head(x))
+        return x
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.pre_tanh(obs))
+
+    def pre_tanh(self, obs: torch.Tensor) -> torch.Tensor:
+        """The action before tanh: the mean of the student's Gaussian in pre-tanh space."""
+        return self.head(self._features(obs))
+
+    def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre-tanh mean, log std), each [B, action_dim]; needs the log-std head (training only)."""
+        if self.log_std is None:
+            raise DistillError("this student has no log-std head; build it with log_std_head=True for a KL fit")
+        x = self._features(obs)
+        lo, hi = LOG_STD_RANGE
+        return self.head(x), lo + 0.5 * (hi - lo) * (torch.tanh(self.log_std(x)) + 1.0)
 
     @torch.no_grad()
     def act_numpy(self, obs: np.ndarray) -> np.ndarray:
@@ -88,10 +116,13 @@ class MLPStudent(nn.Module):
             "depth": self.depth,
             "width": self.width,
             "activation": ACTIVATION,
+            "log_std_head": self.has_log_std_head,
         }
 
     def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Parameters of the deployed policy (`forward`); the training-only log-std head is not counted."""
+        skip = set() if self.log_std is None else {id(p) for p in self.log_std.parameters()}
+        return sum(p.numel() for p in self.parameters() if id(p) not in skip)
 
 
 def build_student(
@@ -101,6 +132,7 @@ def build_student(
     obs_mean: np.ndarray | None = None,
     obs_std: np.ndarray | None = None,
     seed: int = 0,
+    log_std_head: bool = False,
 ) -> MLPStudent:
     """A freshly initialised student of a preset's shape; the seed fixes the initial weights
     without touching the global torch RNG."""
@@ -108,4 +140,4 @@ def build_student(
         raise DistillError(f"preset {preset.name!r} asks for activation {preset.activation!r}; only {ACTIVATION!r} is built")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MLPStudent(input_dim, action_dim, preset.depth, preset.width, obs_mean, obs_std)
+        return MLPStudent(input_dim, action_dim, preset.depth, preset.width, obs_mean, obs_std, log_std_head)

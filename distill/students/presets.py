@@ -6,13 +6,16 @@ the file and field named instead of silently training the wrong student.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from distill.artifacts import read_toml
 from distill.errors import DistillError
 from distill.paths import students_dir
+from distill.students.losses import LOSSES
 
 PRESETS_FILE = "presets.toml"
 SUPPORTED_ACTIVATIONS = ("elu",)
@@ -44,6 +47,16 @@ class StudentTrainConfig:
     min_steps: int = 0
     """At least this many gradient steps per fit: early DAgger rounds hold few rows, and a fixed
     number of epochs over them would leave the student underfitted."""
+    loss: str = "mse"
+    """Either "mse" (tanh action vs the teacher's) or "kl" (KL(teacher || student) between the
+    Gaussians in pre-tanh space; the student gets a training-only log-std head)."""
+    val_fraction: float = 0.1
+    """Share of episodes held out for validation (a fixed hash of the episode id); 0 for none."""
+    patience: int = 5
+    """Stop after this many epochs without a better validation loss (never before min_steps);
+    0 never stops early. The best weights on validation are kept either way."""
+    max_memory_mb: float = 1024.0
+    """Bound on what streaming a dataset holds (shuffle buffer, scratch, HDF5's reserve)."""
 
 
 def default_presets_path() -> Path:
@@ -100,11 +113,23 @@ def _train(path: Path, where: str, table: Any, base: StudentTrainConfig) -> Stud
     _check_int(path, f"{where}.epochs", cfg.epochs, 1, 1_000_000)
     _check_int(path, f"{where}.batch_size", cfg.batch_size, 1, 1 << 24)
     _check_int(path, f"{where}.min_steps", cfg.min_steps, 0, 100_000_000)
+    _check_int(path, f"{where}.patience", cfg.patience, 0, 1_000_000)
     for key in ("lr", "weight_decay"):
         value = getattr(cfg, key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (key == "lr" and value == 0):
             raise DistillError(f"{path}: {where}.{key} = {value!r}; expected a {'positive' if key == 'lr' else 'non-negative'} number")
-    return replace(cfg, lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
+    if cfg.loss not in LOSSES:
+        raise DistillError(f"{path}: {where}.loss = {cfg.loss!r}; expected one of {', '.join(LOSSES)}")
+    if not (_is_number(cfg.val_fraction) and 0.0 <= cfg.val_fraction < 1.0):
+        raise DistillError(f"{path}: {where}.val_fraction = {cfg.val_fraction!r}; expected a number in [0, 1)")
+    if not (_is_number(cfg.max_memory_mb) and 0.0 < cfg.max_memory_mb < math.inf):
+        raise DistillError(f"{path}: {where}.max_memory_mb = {cfg.max_memory_mb!r}; expected a positive number")
+    return replace(cfg, lr=float(cfg.lr), weight_decay=float(cfg.weight_decay), val_fraction=float(cfg.val_fraction),
+                   max_memory_mb=float(cfg.max_memory_mb))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def load_presets(path: str | Path | None = None) -> dict[str, StudentPreset]:
@@ -142,3 +167,14 @@ def load_train_config(preset: str | None = None, path: str | Path | None = None)
     get_preset(preset, path)
     override = doc["presets"][preset].get("train")
     return cfg if override is None else _train(path_, f"[presets.{preset}.train]", override, cfg)
+
+
+def read_train_overrides(path: str | Path, base: StudentTrainConfig) -> StudentTrainConfig:
+    """`base` with the fields of a TOML file's [train] table over it (for `distill fit --train-config`)."""
+    path = Path(path)
+    doc = read_toml(path, f"train config {path} not found; pass a TOML file with a [train] table")
+    unknown = set(doc) - {"train"}
+    if unknown or "train" not in doc:
+        raise DistillError(f"{path}: expected one [train] table (fields of [train] in students/{PRESETS_FILE}), "
+                           f"found {sorted(doc) or 'nothing'}")
+    return _train(path, "[train]", doc["train"], base)
