@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from distill.errors import DistillError
+from distill.progress import progress_bar
 from distill.students.mlp import STD_FLOOR, MLPStudent
 from distill.students.presets import StudentTrainConfig
 from distill.students.threads import torch_threads
@@ -113,7 +113,7 @@ def _fit(
     student.train()
     batches_per_epoch = -(-n // cfg.batch_size)
     epochs = max(cfg.epochs, -(-cfg.min_steps // batches_per_epoch))
-    bar = tqdm(range(epochs), desc="fit student", unit="epoch", disable=not progress, leave=False)
+    bar = progress_bar(range(epochs), "fit student", enabled=progress, unit="epoch", leave=False)
     for _ in bar:
         order = torch.randperm(n, generator=generator)
         running = 0.0
