@@ -71,13 +71,14 @@ def evaluate_saved(path: str | Path, env_name: str, episodes: int, seed: int = 0
     path = Path(path)
     env = make_env(env_name)
     key = evaluation_key(DaggerConfig(seed=seed, eval_episodes=episodes))
-    log.info("evaluating %s in %s: %d episodes, goals of seed %d", path, env_name, episodes, seed)
     if (path / TOML_NAME).is_file():
         student = load_student(path)
         _check_dims(f"student {path}", (student.input_dim, student.action_dim), env)
+        log.info("evaluating %s in %s: %d episodes, goals of seed %d", path, env_name, episodes, seed)
         return PolicyEvaluation("student (JAX mirror)", path, evaluate_student(env, student, key, episodes))
     if path.suffix == ".onnx" and path.is_file():
         _check_dims(f"{path}", _onnx_dims(path), env)
+        log.info("evaluating %s in %s: %d episodes, goals of seed %d", path, env_name, episodes, seed)
         return PolicyEvaluation(f"{path.name} (ONNX Runtime)", path,
                                 evaluate_onnx(env, path, key, episodes, progress=progress))
     raise DistillError(f"{path}: neither a student folder (with {TOML_NAME}) nor an .onnx file")
