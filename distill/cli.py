@@ -15,6 +15,8 @@ COMMAND_MODULES = (
     "distill.commands.teacher",
     "distill.commands.env",
     "distill.commands.preset",
+    "distill.commands.ship",
+    "distill.commands.bench",
 )
 
 

@@ -6,6 +6,12 @@ and its critic's value of that action; the rows are appended to the run's HDF5 f
 round), and the student is refitted on the aggregate. Behaviour cloning is the same loop with
 beta = 1 throughout, so the two compare on equal footing.
 
+The teacher reads its own observation (which may hold privileged state) and the student its own;
+the dataset stores the student's as `obs` and the teacher's as `teacher_obs` where they differ.
+
+The teacher's actor runs inside the rollout only when it may act (beta > 0); the critic, and the
+actor when it did not act, label the round's rows afterwards in large chunks (`distill.labels`).
+
 Progress is recorded in `dagger_state.json` after each round; a rerun resumes from the last
 committed round (a round whose rows were committed but whose student was not yet fitted is
 refitted, never collected twice).
@@ -14,9 +20,10 @@ refitted, never collected twice).
 from __future__ import annotations
 
 import json
+import logging
 import time
-from dataclasses import asdict, dataclass
-from functools import cache, partial
+from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +31,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from distill.atomic import write_text_atomic
+from distill import labels
+from distill.atomic import atomic_path, write_text_atomic
 from distill.config import from_table
 from distill.data import DatasetMeta, RolloutReader, RolloutWriter
+from distill.envs import with_episode_length
 from distill.envs.base import MjxGoalEnv
 from distill.errors import DistillError
-from distill.rollouts import EpisodeMetrics, evaluate, first_episode_metrics, reset_batch, rollout
+from distill.rollouts import (
+    EpisodeMetrics,
+    Observation,
+    deterministic,
+    evaluate,
+    first_episode_metrics,
+    reset_batch,
+    rollout,
+)
 from distill.students.checkpoint import load_student, save_student
 from distill.students.fit import fit_normalizer, fit_student
 from distill.students.jax_mirror import student_apply, student_params_to_jax
@@ -38,7 +55,10 @@ from distill.students.presets import StudentPreset, StudentTrainConfig
 from distill.teachers import networks
 from distill.teachers.teacher import Teacher
 
+log = logging.getLogger(__name__)
+
 STATE_FILE = "dagger_state.json"
+HELDOUT_FILE = "heldout.npz"
 BETA_SCHEDULES = ("linear", "exponential", "constant")
 
 
@@ -57,18 +77,38 @@ class DaggerConfig:
     beta_decay: float = 0.5
     eval_episodes: int = 256
     seed: int = 0
+    episode_length: int = 0
+    """Steps per episode, in collection and evaluation; 0 keeps the env's own. Shorter episodes make
+    quick runs of slow teachers possible; success figures then describe the shortened episodes."""
+    critic_labels: bool = True
+    """Label every row with Q(s, a_teacher, g). Off saves the critic's arithmetic (the column then
+    holds NaN); the critic gap is measured on the held-out states either way."""
+    label_chunk: int = 4096
+    """Rows per jit'd teacher-labelling call after a rollout: large enough that a deep teacher is
+    bound by arithmetic, small enough to bound memory."""
+    heldout_envs: int = 32
+    """Teacher-driven episodes (their own seed, never trained on) whose states measure the critic
+    gap of every round and student of a run."""
+    heldout_rows: int = 2048
+    """States kept from those episodes, evenly spaced."""
+    heldout_seed: int = 20_000
+    """Seed of the held-out episodes; apart from `seed`, so runs that differ only in their seed
+    (and DAgger and behaviour cloning) measure their critic gaps on the same states."""
 
     def __post_init__(self) -> None:
         if self.beta_schedule not in BETA_SCHEDULES:
             raise DistillError(f"beta_schedule {self.beta_schedule!r}: use one of {', '.join(BETA_SCHEDULES)}")
-        if self.rounds < 1 or self.envs < 1 or self.episodes_per_round < 1:
-            raise DistillError("rounds, envs and episodes_per_round must be >= 1")
+        positive = ("rounds", "envs", "episodes_per_round", "label_chunk", "heldout_envs", "heldout_rows")
+        bad = [name for name in positive if getattr(self, name) < 1]
+        if bad or self.eval_episodes < 1 or self.episode_length < 0:
+            raise DistillError(f"{', '.join(bad) or 'eval_episodes or episode_length'}: "
+                               "counts must be >= 1 (episode_length >= 0)")
         if not (0.0 <= self.beta0 <= 1.0 and 0.0 <= self.beta_decay <= 1.0):
             raise DistillError(f"beta0={self.beta0}, beta_decay={self.beta_decay}: both must be in [0, 1]")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DaggerConfig:
-        return from_table(cls, d, "[distill]")
+    def from_dict(cls, d: dict[str, Any], where: str = "[distill]") -> DaggerConfig:
+        return from_table(cls, d, where)
 
     def beta(self, round_index: int) -> float:
         if round_index == 0:
@@ -85,83 +125,213 @@ def behaviour_cloning(cfg: DaggerConfig) -> DaggerConfig:
     return DaggerConfig(**{**asdict(cfg), "beta_schedule": "constant", "beta0": 1.0})
 
 
-@cache
-def mixed_policy(obs_dim: int):
-    """The β-mixed policy for an env with `obs_dim` state dims; cached so the rollout compiles once
-    for all rounds (β and both networks' weights are parameters, not constants)."""
+def run_env(env: MjxGoalEnv, cfg: DaggerConfig) -> MjxGoalEnv:
+    """The env a run collects and evaluates in: `env` with the config's episode length."""
+    return with_episode_length(env, cfg.episode_length)
 
-    def policy(params, obs, key):
-        return _mixed_action(params, obs, key, obs_dim)
+
+# --- records -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StageTimes:
+    """Where a round's wall time went, in seconds."""
+
+    physics: float
+    """The rollout (MJX steps and the student's actions) minus the teacher's share of it."""
+    teacher: float
+    """The teacher's actor: its share of the rollout where it acted (timed separately at the same
+    batch and multiplied by the steps: an estimate), or its labelling afterwards."""
+    critic: float
+    write: float
+    fit: float
+    eval: float
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    loss_final: float
+    epochs: int
+    steps: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What one DAgger round did and how the student it fitted does."""
+
+    round: int
+    beta: float
+    rows: int
+    """Rows aggregated after this round."""
+    new_rows: int
+    """Rows this round collected (0 when resumed from a committed round)."""
+    student: EpisodeMetrics
+    critic_gap: float
+    """Mean Q(s, a_teacher, g) − Q(s, a_student, g) under the frozen critic on the run's held-out
+    states (the same states for every round and student of the run)."""
+    fit: FitSummary
+    behaviour_success: float | None
+    """Reached-at-least-once of the β-mixed policy that collected the round."""
+    seconds: float
+    stages: StageTimes
+    labelled_rows_per_s: float
+    """new_rows / (physics + teacher + critic + write seconds): collection throughput."""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RoundRecord:
+        return cls(**{**d, "student": EpisodeMetrics(**d["student"]), "fit": FitSummary(**d["fit"]),
+                      "stages": StageTimes(**d["stages"])})
+
+
+@dataclass(frozen=True)
+class DaggerResult:
+    student: MLPStudent
+    rounds: list[RoundRecord]
+    teacher_metrics: EpisodeMetrics
+    dataset: Path
+    student_dir: Path
+
+
+# --- collection --------------------------------------------------------------------------------
+@cache
+def mixed_policy(teacher_acts: bool):
+    """The β-mixed policy (cached, so a run's rollout compiles once per variant: β and both
+    networks' weights are parameters, not constants). Without `teacher_acts` the teacher is left
+    out of the loop and the student drives alone (β = 0)."""
+
+    def policy(params, obs: Observation, key):
+        student_action = student_apply(params["student"], obs.student)
+        if not teacher_acts:
+            return student_action, {}
+        mean, log_std = networks.actor_dist(params["actor"], obs.teacher)
+        teacher_action = jnp.tanh(mean)
+        use_teacher = jax.random.uniform(key, (obs.teacher.shape[0],)) < params["beta"]
+        action = jnp.where(use_teacher[:, None], teacher_action, student_action)
+        return action, {"teacher_mean": mean, "teacher_log_std": log_std, "teacher_action": teacher_action}
 
     return policy
 
 
-def _mixed_action(params, obs, key, obs_dim: int):
-    """Teacher labels every state; a Bernoulli(beta) per env decides who acts."""
-    actor, critic, student, beta = params["actor"], params["critic"], params["student"], params["beta"]
-    mean, log_std = networks.actor_dist(actor, obs)
-    teacher_action = jnp.tanh(mean)
-    student_action = student_apply(student, obs)
-    use_teacher = jax.random.uniform(key, (obs.shape[0],)) < beta
-    action = jnp.where(use_teacher[:, None], teacher_action, student_action)
-    q = networks.critic_value(critic, obs[:, :obs_dim], teacher_action, obs[:, obs_dim:])
-    extras = {"teacher_mean": mean, "teacher_log_std": log_std, "teacher_action": teacher_action,
-              "critic_value": q, "used_teacher": use_teacher}
-    return action, extras
+@dataclass(frozen=True)
+class CollectedRound:
+    columns: dict[str, np.ndarray]
+    behaviour: EpisodeMetrics
+    physics_s: float
+    teacher_s: float
+    critic_s: float
 
 
-def _policy_params(teacher: Teacher, student: MLPStudent, beta: float) -> dict[str, Any]:
-    return {
-        "actor": teacher.actor_params, "critic": teacher.critic_params,
-        "student": student_params_to_jax(student), "beta": jnp.asarray(beta, jnp.float32),
-    }
+def _actor_step_seconds(teacher: Teacher, batch: int, calls: int = 5) -> float:
+    """Seconds of one jit'd actor call at `batch` rows: the teacher's per-step share of a rollout."""
+    act = jax.jit(networks.actor_dist)
+    obs = jnp.zeros((batch, teacher.arch.obs_dim + teacher.arch.goal_dim), jnp.float32)
+    jax.block_until_ready(act(teacher.actor_params, obs))
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        jax.block_until_ready(act(teacher.actor_params, obs))
+    return (time.perf_counter() - t0) / calls
 
 
 def collect_round(
     env: MjxGoalEnv, teacher: Teacher, student: MLPStudent, beta: float, cfg: DaggerConfig, round_index: int,
-) -> tuple[dict[str, np.ndarray], EpisodeMetrics]:
+) -> CollectedRound:
     """One round of labelled rows, flattened to [rows, ...] in time-major order."""
     key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), round_index)
     k_reset, k_roll = jax.random.split(key)
     state = reset_batch(env, k_reset, cfg.envs)
     steps_n = env.spec.episode_length * cfg.episodes_per_round
-    _, steps = rollout(env, mixed_policy(teacher.arch.obs_dim), steps_n, _policy_params(teacher, student, beta), state, k_roll)
+    teacher_acts = beta > 0
+    params = {"actor": teacher.actor_params, "student": student_params_to_jax(student),
+              "beta": jnp.asarray(beta, jnp.float32)}
+    t0 = time.perf_counter()
+    _, steps = rollout(env, mixed_policy(teacher_acts), steps_n, params, state, k_roll)
     steps = jax.device_get(steps)
-    behaviour = first_episode_metrics(steps, env.spec.episode_length)
+    rollout_s = time.perf_counter() - t0
     T, N = steps.t.shape
-    env_ids = np.broadcast_to(np.arange(N), (T, N))
-    episode = (round_index * N + env_ids).astype(np.int64) * 1_000_000 + np.asarray(steps.episode, np.int64)
     flat = lambda x: np.asarray(x).reshape((T * N,) + np.asarray(x).shape[2:])
-    columns = {
-        "obs": flat(steps.obs), "goal": flat(steps.goal),
-        "teacher_action": flat(steps.extras["teacher_action"]),
-        "teacher_mean": flat(steps.extras["teacher_mean"]),
-        "teacher_log_std": flat(steps.extras["teacher_log_std"]),
-        "behavior_action": flat(steps.action), "critic_value": flat(steps.extras["critic_value"]),
-        "episode": flat(episode), "t": flat(steps.t), "done": flat(steps.done),
-        "success": flat(steps.success).astype(bool),
-    }
-    bad = ~np.isfinite(columns["obs"]).all(1)
+    teacher_obs = flat(steps.obs)
+    bad = ~np.isfinite(teacher_obs).all(1)
     if bad.any():
         raise DistillError(f"round {round_index}: {int(bad.sum())} non-finite observations from env "
                            f"{env.spec.name}; the simulation diverged")
-    return columns, behaviour
+    t1 = time.perf_counter()
+    if teacher_acts:
+        actor = labels.ActorLabels(*(flat(steps.extras[k]) for k in
+                                     ("teacher_mean", "teacher_log_std", "teacher_action")))
+        teacher_s = min(rollout_s, _actor_step_seconds(teacher, N) * T)
+    else:
+        actor = labels.label_actor(teacher, teacher_obs, cfg.label_chunk)
+        teacher_s = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    critic = (labels.critic_values(teacher, teacher_obs, actor.action, cfg.label_chunk) if cfg.critic_labels
+              else np.full(T * N, np.nan, np.float32))
+    critic_s = time.perf_counter() - t2
+    env_ids = np.broadcast_to(np.arange(N), (T, N))
+    episode = (round_index * N + env_ids).astype(np.int64) * 1_000_000 + np.asarray(steps.episode, np.int64)
+    columns = {
+        "obs": flat(steps.student_obs) if env.spec.asymmetric else teacher_obs,
+        "goal": flat(steps.goal),
+        "teacher_action": actor.action, "teacher_mean": actor.mean, "teacher_log_std": actor.log_std,
+        "critic_value": critic, "behavior_action": flat(steps.action),
+        "episode": flat(episode), "t": flat(steps.t), "done": flat(steps.done),
+        "success": flat(steps.success).astype(bool),
+    }
+    if env.spec.asymmetric:
+        columns["teacher_obs"] = teacher_obs
+    return CollectedRound(columns, first_episode_metrics(steps, env.spec.episode_length),
+                          physics_s=rollout_s - (teacher_s if teacher_acts else 0.0),
+                          teacher_s=teacher_s, critic_s=critic_s)
 
 
-@partial(jax.jit, static_argnums=(4,))
-def _critic_gap(critic, obs, teacher_action, student_action, obs_dim: int):
-    s, g = obs[:, :obs_dim], obs[:, obs_dim:]
-    return networks.critic_value(critic, s, teacher_action, g) - networks.critic_value(critic, s, student_action, g)
+# --- the critic gap on held-out states ------------------------------------------------------------
+@dataclass(frozen=True)
+class HeldOutStates:
+    """Teacher-driven states from their own seed, labelled once per run; every round and every
+    student of the run is measured on them, so their critic gaps compare."""
+
+    teacher_obs: np.ndarray
+    student_obs: np.ndarray
+    teacher_action: np.ndarray
+    teacher_q: np.ndarray
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **asdict(self))
+
+    @classmethod
+    def load(cls, path: Path) -> HeldOutStates:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(**{k: z[k] for k in ("teacher_obs", "student_obs", "teacher_action", "teacher_q")})
 
 
-def critic_gap(teacher: Teacher, student: MLPStudent, obs: np.ndarray, teacher_action: np.ndarray) -> float:
-    """Mean Q(s, a_teacher, g) - Q(s, a_student, g) under the frozen critic."""
-    student_action = student_apply(student_params_to_jax(student), jnp.asarray(obs))
-    gap = _critic_gap(teacher.critic_params, jnp.asarray(obs), jnp.asarray(teacher_action), student_action,
-                      teacher.arch.obs_dim)
-    return float(jnp.mean(gap))
+def heldout_states(env: MjxGoalEnv, teacher: Teacher, cfg: DaggerConfig) -> HeldOutStates:
+    k_reset, k_roll = jax.random.split(jax.random.PRNGKey(cfg.heldout_seed))
+    state = reset_batch(env, k_reset, cfg.heldout_envs)
+    _, steps = rollout(env, deterministic(networks.actor_act, "teacher"), env.spec.episode_length,
+                       teacher.actor_params, state, k_roll)
+    steps = jax.device_get(steps)
+    flat = lambda x: np.asarray(x).reshape(-1, np.asarray(x).shape[-1])
+    teacher_obs = flat(steps.obs)
+    student_obs = flat(steps.student_obs) if steps.student_obs is not None else teacher_obs
+    pick = np.unique(np.linspace(0, teacher_obs.shape[0] - 1, cfg.heldout_rows).astype(np.int64))
+    teacher_obs, student_obs = teacher_obs[pick], student_obs[pick]
+    action = labels.label_actor(teacher, teacher_obs, cfg.label_chunk).action
+    q = labels.critic_values(teacher, teacher_obs, action, cfg.label_chunk)
+    return HeldOutStates(teacher_obs, student_obs, action, q)
 
 
+@jax.jit
+def _student_actions(params, obs):
+    return student_apply(params, obs)
+
+
+def critic_gap(teacher: Teacher, student: MLPStudent, heldout: HeldOutStates, chunk: int = labels.DEFAULT_CHUNK) -> float:
+    """Mean Q(s, a_teacher, g) − Q(s, a_student, g) under the frozen critic on held-out states."""
+    action = np.asarray(_student_actions(student_params_to_jax(student), jnp.asarray(heldout.student_obs)))
+    q_student = labels.critic_values(teacher, heldout.teacher_obs, action, chunk)
+    return float(np.mean(heldout.teacher_q - q_student))
+
+
+# --- evaluation ------------------------------------------------------------------------------------
 def evaluation_key(cfg: DaggerConfig) -> jax.Array:
     """One key for every evaluation of a run, so teacher, students and exported variants all face
     the same goals."""
@@ -169,40 +339,67 @@ def evaluation_key(cfg: DaggerConfig) -> jax.Array:
 
 
 def evaluate_student(env: MjxGoalEnv, student: MLPStudent, key: jax.Array, episodes: int) -> EpisodeMetrics:
-    return evaluate(env, student_apply, student_params_to_jax(student), key, episodes)
+    return evaluate(env, student_apply, student_params_to_jax(student), key, episodes, view="student")
 
 
 def evaluate_teacher(env: MjxGoalEnv, teacher: Teacher, key: jax.Array, episodes: int) -> EpisodeMetrics:
-    return evaluate(env, networks.actor_act, teacher.actor_params, key, episodes)
+    return evaluate(env, networks.actor_act, teacher.actor_params, key, episodes, view="teacher")
 
 
-@dataclass(frozen=True)
-class DaggerResult:
-    student: MLPStudent
-    rounds: list[dict[str, Any]]
-    teacher_metrics: EpisodeMetrics
-    dataset: Path
-    student_dir: Path
-
-
-def _fit_round(preset, train_cfg, spec, obs, target, seed) -> tuple[MLPStudent, dict[str, Any]]:
+# --- the loop --------------------------------------------------------------------------------------
+def _fit_round(preset, train_cfg, input_dim, action_dim, obs, target, seed) -> tuple[MLPStudent, FitSummary]:
     mean, std = fit_normalizer(obs)
-    student = build_student(preset, spec.input_dim, spec.action_dim, mean, std, seed=seed)
+    student = build_student(preset, input_dim, action_dim, mean, std, seed=seed)
     fit = fit_student(student, obs, target, train_cfg, seed=seed, progress=True)
-    return student, fit
+    return student, FitSummary(fit["loss_final"], fit["epochs"], fit["steps"], fit["seconds"])
+
+
+def check_teacher_fits_env(teacher: Teacher, env: MjxGoalEnv) -> None:
+    """The teacher must read the env's teacher observation; the student's may differ."""
+    spec, arch = env.spec, teacher.arch
+    if (arch.obs_dim, arch.goal_dim, arch.action_dim) != (spec.obs_dim, spec.goal_dim, spec.action_dim):
+        raise DistillError(f"teacher {teacher.name} dims ({arch.obs_dim}+{arch.goal_dim} -> {arch.action_dim}) "
+                           f"do not match env {spec.name}'s teacher observation "
+                           f"({spec.obs_dim}+{spec.goal_dim} -> {spec.action_dim})")
+
+
+@dataclass
+class _Progress:
+    """dagger_state.json: the config a run started with and its finished rounds."""
+
+    path: Path
+    config: dict[str, Any]
+    rounds: list[RoundRecord] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, path: Path, cfg: DaggerConfig) -> _Progress:
+        config = asdict(cfg)
+        if not path.is_file():
+            return cls(path, config)
+        doc = json.loads(path.read_text())
+        if doc.get("config") != config:
+            raise DistillError(f"{path}: this run was started with another [distill] config; "
+                               "use a new --run name or delete the run folder")
+        try:
+            rounds = [RoundRecord.from_dict(r) for r in doc.get("rounds", [])]
+        except (KeyError, TypeError) as exc:
+            raise DistillError(f"{path}: round records are unreadable ({exc}); written by an older "
+                               "distill? use a new --run name or delete the run folder") from None
+        return cls(path, config, rounds)
+
+    def append(self, record: RoundRecord) -> None:
+        self.rounds.append(record)
+        write_text_atomic(self.path, json.dumps(
+            {"config": self.config, "rounds": [asdict(r) for r in self.rounds]}, indent=1))
 
 
 def run_dagger(
     env: MjxGoalEnv, teacher: Teacher, preset: StudentPreset, train_cfg: StudentTrainConfig,
     cfg: DaggerConfig, dataset_path: Path, student_dir: Path, lineage: dict[str, Any],
-    log=print,
 ) -> DaggerResult:
+    env = run_env(env, cfg)
     spec = env.spec
-    if (teacher.arch.obs_dim, teacher.arch.goal_dim, teacher.arch.action_dim) != (
-            spec.obs_dim, spec.goal_dim, spec.action_dim):
-        raise DistillError(f"teacher {teacher.name} dims ({teacher.arch.obs_dim}+{teacher.arch.goal_dim} -> "
-                           f"{teacher.arch.action_dim}) do not match env {spec.name} "
-                           f"({spec.obs_dim}+{spec.goal_dim} -> {spec.action_dim})")
+    check_teacher_fits_env(teacher, env)
     student_dir.mkdir(parents=True, exist_ok=True)
     meta = DatasetMeta.from_env_spec(
         spec, teacher_name=teacher.name, teacher_sha256=teacher.weights_sha256 or "random-init",
@@ -210,57 +407,81 @@ def run_dagger(
                     "success_radius": spec.success_radius, "goal_indices": list(spec.goal_indices)},
         lineage=lineage,
     )
-    state_path = student_dir / STATE_FILE
-    progress = json.loads(state_path.read_text()) if state_path.is_file() else {"rounds": []}
-    if progress.get("config") not in (None, asdict(cfg)):
-        raise DistillError(f"{state_path}: this run was started with another [distill] config; "
-                           "use a new --run name or delete the run folder")
-    done_rounds: list[dict[str, Any]] = progress["rounds"]
-    writer = RolloutWriter.create(dataset_path, meta) if not dataset_path.exists() else \
-        RolloutWriter.open(dataset_path, expect_meta=meta)
-    writer.close()
+    progress = _Progress.open(student_dir / STATE_FILE, cfg)
+    if not dataset_path.exists():
+        RolloutWriter.create(dataset_path, meta).close()
+    else:
+        RolloutWriter.open(dataset_path, expect_meta=meta).close()
 
     eval_key = evaluation_key(cfg)
+    t0 = time.perf_counter()
     teacher_metrics = evaluate_teacher(env, teacher, eval_key, cfg.eval_episodes)
-    log(f"teacher {teacher.name}: success {teacher_metrics.success:.3f}, time at goal "
-        f"{teacher_metrics.time_at_goal:.1f}/{spec.episode_length}, final-step success "
-        f"{teacher_metrics.final_success:.3f}")
-
-    if done_rounds:
-        student = load_student(student_dir / "student")
-        log(f"resuming {student_dir.name} after round {done_rounds[-1]['round']}")
+    log.info("teacher %s: success %.3f, time at goal %.1f/%d, final-step success %.3f (%.0f s)", teacher.name,
+             teacher_metrics.success, teacher_metrics.time_at_goal, spec.episode_length,
+             teacher_metrics.final_success, time.perf_counter() - t0)
+    heldout_path = student_dir / HELDOUT_FILE
+    if heldout_path.is_file():
+        heldout = HeldOutStates.load(heldout_path)
     else:
-        student = build_student(preset, spec.input_dim, spec.action_dim, seed=cfg.seed)
-    for k in range(len(done_rounds), cfg.rounds):
-        beta = cfg.beta(k)
-        t0 = time.perf_counter()
-        reader = RolloutReader(dataset_path)
-        behaviour = None
-        if k not in reader.committed_rounds:
-            columns, behaviour = collect_round(env, teacher, student, beta, cfg, k)
-            with RolloutWriter.open(dataset_path, expect_meta=meta) as w:
-                w.append_round(k, columns)
-            reader = RolloutReader(dataset_path)
-        data = reader.read(("obs", "teacher_action"))
-        this_round = reader.read(("obs", "teacher_action"), rounds=[k])
-        student, fit = _fit_round(preset, train_cfg, spec, data["obs"], data["teacher_action"], cfg.seed + k)
-        metrics = evaluate_student(env, student, eval_key, cfg.eval_episodes)
-        gap = critic_gap(teacher, student, this_round["obs"], this_round["teacher_action"])
+        heldout = heldout_states(env, teacher, cfg)
+        heldout.save(heldout_path)
+
+    if progress.rounds:
+        student = load_student(student_dir / "student")
+        log.info("resuming %s after round %d", student_dir.name, progress.rounds[-1].round)
+    else:
+        student = build_student(preset, spec.student_input_dim, spec.action_dim, seed=cfg.seed)
+    for k in range(len(progress.rounds), cfg.rounds):
+        record, student = _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path,
+                                 heldout, eval_key)
         save_student(student, student_dir / "student", metadata={"round": k, "teacher": teacher.name})
-        record = {
-            "round": k, "beta": beta, "rows": int(reader.committed_rows),
-            "student": metrics.as_dict(), "critic_gap": gap, "fit_loss": fit["loss_final"],
-            "behaviour_success": behaviour.success if behaviour else None,
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
-        done_rounds.append(record)
-        write_text_atomic(state_path, json.dumps({"config": asdict(cfg), "rounds": done_rounds}, indent=1))
-        log(f"round {k}: beta {beta:.2f}, {record['rows']} rows, student success {metrics.success:.3f}, "
-            f"time at goal {metrics.time_at_goal:.1f}, final-step {metrics.final_success:.3f}, "
-            f"critic gap {gap:.4f}, fit loss {fit['loss_final']:.2e} ({record['seconds']} s)")
-    return DaggerResult(student=student, rounds=done_rounds, teacher_metrics=teacher_metrics,
+        progress.append(record)
+        m, st = record.student, record.stages
+        log.info("round %d: beta %.2f, %d rows, student success %.3f, time at goal %.1f, final-step %.3f, "
+                 "critic gap %.4f, fit loss %.2e (%.1f s: physics %.1f, teacher %.1f, critic %.1f, write %.1f, "
+                 "fit %.1f, eval %.1f; %.0f labelled rows/s)", k, record.beta, record.rows, m.success,
+                 m.time_at_goal, m.final_success, record.critic_gap, record.fit.loss_final, record.seconds,
+                 st.physics, st.teacher, st.critic, st.write, st.fit, st.eval, record.labelled_rows_per_s)
+    return DaggerResult(student=student, rounds=progress.rounds, teacher_metrics=teacher_metrics,
                         dataset=dataset_path, student_dir=student_dir)
 
 
+def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path, heldout, eval_key):
+    """Collect (unless committed already), refit on the aggregate, evaluate: one RoundRecord."""
+    spec = env.spec
+    beta = cfg.beta(k)
+    t0 = time.perf_counter()
+    reader = RolloutReader(dataset_path)
+    collected, new_rows, write_s = None, 0, 0.0
+    if k not in reader.committed_rounds:
+        collected = collect_round(env, teacher, student, beta, cfg, k)
+        t_write = time.perf_counter()
+        with RolloutWriter.open(dataset_path, expect_meta=meta) as w:
+            w.append_round(k, collected.columns)
+        write_s = time.perf_counter() - t_write
+        new_rows = len(collected.columns["t"])
+        reader = RolloutReader(dataset_path)
+    t_fit = time.perf_counter()
+    data = reader.read(("obs", "teacher_action"))
+    student, fit = _fit_round(preset, train_cfg, spec.student_input_dim, spec.action_dim, data["obs"],
+                              data["teacher_action"], cfg.seed + k)
+    fit_s = time.perf_counter() - t_fit
+    t_eval = time.perf_counter()
+    metrics = evaluate_student(env, student, eval_key, cfg.eval_episodes)
+    gap = critic_gap(teacher, student, heldout, cfg.label_chunk)
+    eval_s = time.perf_counter() - t_eval
+    stages = StageTimes(
+        physics=collected.physics_s if collected else 0.0, teacher=collected.teacher_s if collected else 0.0,
+        critic=collected.critic_s if collected else 0.0, write=write_s, fit=fit_s, eval=eval_s)
+    collect_s = stages.physics + stages.teacher + stages.critic + stages.write
+    record = RoundRecord(
+        round=k, beta=beta, rows=int(reader.committed_rows), new_rows=new_rows, student=metrics,
+        critic_gap=gap, fit=fit, behaviour_success=collected.behaviour.success if collected else None,
+        seconds=round(time.perf_counter() - t0, 2), stages=stages,
+        labelled_rows_per_s=new_rows / collect_s if collect_s > 0 else 0.0,
+    )
+    return record, student
+
+
 def rows_per_round(env: MjxGoalEnv, cfg: DaggerConfig) -> int:
-    return cfg.envs * env.spec.episode_length * cfg.episodes_per_round
+    return cfg.envs * run_env(env, cfg).spec.episode_length * cfg.episodes_per_round

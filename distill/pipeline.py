@@ -1,18 +1,25 @@
-"""`distill run`: env -> rollouts -> dataset -> DAgger student -> ONNX -> latency and success report."""
+"""`distill run`: env -> rollouts -> dataset -> DAgger student -> ONNX -> latency and success report.
+
+`run_distillation(RunRequest(...))` is the whole flow as a library call; `run_command` is its
+argparse front end.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import platform
+import re
 import time
-import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
+import numpy as np
 
 import distill
+from distill.artifacts import read_toml
 from distill.bench.latency import (
-    LatencyResult,
     available_backends,
     cpu_name,
     jax_latency,
@@ -21,125 +28,188 @@ from distill.bench.latency import (
     torch_eager_latency,
 )
 from distill.bench.onnx_success import evaluate_onnx
-from distill.bench.report import RANDOM_INIT_WARNING, render_markdown, write_report
+from distill.bench.report import (
+    RANDOM_INIT_WARNING,
+    LatencyRow,
+    RunReport,
+    StudentInfo,
+    TargetVerdict,
+    TeacherInfo,
+    VariantRecord,
+    render_markdown,
+    write_report,
+)
 from distill.bench.targets import load_target, verdict
-from distill.dagger import DaggerConfig, evaluation_key, run_dagger
+from distill.dagger import DaggerConfig, evaluation_key, run_dagger, run_env
 from distill.data import RolloutReader
 from distill.envs import make_env
+from distill.envs.base import MjxGoalEnv
 from distill.errors import DistillError
 from distill.export.onnx_export import export_onnx
 from distill.export.precision import make_fp16, make_int8_qdq
 from distill.export.teacher_onnx import TeacherActorModule, export_teacher_actor_onnx
 from distill.paths import datasets_dir, students_dir
-from distill.students.presets import get_preset, load_train_config
+from distill.students.mlp import MLPStudent
+from distill.students.presets import default_preset_name, get_preset, load_train_config
 from distill.teachers import load_teacher, networks
+from distill.teachers.teacher import Teacher
+
+log = logging.getLogger(__name__)
 
 LATENCY_CALLS = 2000
 LATENCY_WARMUP = 200
+VARIANT_EVAL_ROWS = 4096
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
-def load_dagger_config(path: str | None) -> DaggerConfig:
+@dataclass(frozen=True)
+class RunRequest:
+    """What `distill run` is asked to do."""
+
+    teacher: str
+    """Zoo name (teachers/NAME) or teacher folder."""
+    run: str | None = None
+    """Run name (default <teacher>-<preset>): students/RUN/ and datasets/RUN/."""
+    preset: str | None = None
+    """Student preset (default: the presets file's default)."""
+    config: DaggerConfig = field(default_factory=DaggerConfig)
+    random_init: bool = False
+    env: str | None = None
+    """Env to distil in (default: the teacher's). Its teacher observation must be the teacher's;
+    its student observation may differ (e.g. reacher_egocentric for a reacher teacher)."""
+
+
+def check_run_name(name: str) -> str:
+    """Run names become folder names under students/ and datasets/: no paths, no dot-dot."""
+    if not RUN_NAME.fullmatch(name) or ".." in name:
+        raise DistillError(f"run name {name!r}: use letters, digits, '_', '-' and '.' (no '/', no '..', "
+                           "at most 128 characters, not starting with '.' or '-')")
+    return name
+
+
+def load_dagger_config(path: str | Path | None) -> DaggerConfig:
+    """The [distill] table of a TOML file (None: the defaults)."""
     if not path:
         return DaggerConfig()
     p = Path(path)
-    if not p.is_file():
-        raise DistillError(f"--config {path}: no such file")
-    try:
-        doc = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise DistillError(f"{path}: invalid TOML ({exc})") from None
-    return DaggerConfig.from_dict(doc.get("distill", {}))
+    doc = read_toml(p, f"--config {path}: no such file")
+    if "distill" not in doc or not isinstance(doc["distill"], dict):
+        raise DistillError(f"{path}: no [distill] table (found: {', '.join(map(str, doc)) or 'nothing'}); "
+                           "put the run's settings under [distill]")
+    return DaggerConfig.from_dict(doc["distill"], f"{path} [distill]")
 
 
-def _latency(student_onnx: Path, teacher_onnx: Path, student, teacher) -> list[tuple[str, LatencyResult]]:
+@dataclass(frozen=True)
+class Exports:
+    fp32: Path
+    fp32_err: float
+    variants: tuple  # VariantResult of fp16 and int8
+    teacher_actor: Path
+
+
+def export_all(student: MLPStudent, teacher: Teacher, student_dir: Path, dataset: Path) -> Exports:
+    """Student ONNX (fp32, fp16, int8 QDQ calibrated on the last round's rows) and the teacher's actor."""
+    export = export_onnx(student, student_dir / "student.onnx")
+    reader = RolloutReader(dataset)
+    rows = reader.read(("obs",), rounds=reader.committed_rounds[-1:])["obs"]
+    eval_rows = rows[np.linspace(0, len(rows) - 1, min(VARIANT_EVAL_ROWS, len(rows))).astype(np.int64)]
+    variants = (make_fp16(export.path, student_dir / "student.fp16.onnx", eval_obs=eval_rows),
+                make_int8_qdq(export.path, student_dir / "student.int8.qdq.onnx", calibration_obs=rows,
+                              eval_obs=eval_rows))
+    teacher_export = export_teacher_actor_onnx(teacher, student_dir / "teacher_actor.onnx")
+    return Exports(export.path, export.max_abs_err, variants, teacher_export.path)
+
+
+def evaluate_variants(env: MjxGoalEnv, exports: Exports, cfg: DaggerConfig) -> tuple[VariantRecord, ...]:
+    """Each exported student file driven through the run's evaluation episodes by ONNX Runtime."""
+    key = evaluation_key(cfg)
+    records = [VariantRecord("fp32", str(exports.fp32), exports.fp32_err, None, 0,
+                             evaluate_onnx(env, exports.fp32, key, cfg.eval_episodes))]
+    for v in exports.variants:
+        records.append(VariantRecord(v.precision, str(v.path), v.max_abs_err, v.mean_abs_err, v.qdq_nodes,
+                                     evaluate_onnx(env, v.path, key, cfg.eval_episodes)))
+    return tuple(records)
+
+
+def measure_latency(student_onnx: Path, teacher_onnx: Path, student: MLPStudent,
+                    teacher: Teacher) -> tuple[LatencyRow, ...]:
     """Batch-1 latency of both models: ONNX Runtime on one CPU thread (as on the robot's CPU) for the
-    like-for-like ratio, plus each model in its own framework."""
+    like-for-like ratio, plus each model in its own framework, plus CUDA graphs on a GPU host."""
     calls = {"n_calls": LATENCY_CALLS, "warmup": LATENCY_WARMUP, "progress": True}
-    input_dim = teacher.arch.obs_dim + teacher.arch.goal_dim
+    teacher_in = teacher.arch.obs_dim + teacher.arch.goal_dim
     rows = [
-        ("student", ort_latency(student_onnx, threads=1, **calls)),
-        ("teacher actor", ort_latency(teacher_onnx, threads=1, **calls)),
-        ("student", torch_eager_latency(student, input_dim, threads=1, **calls)),
-        ("teacher actor", jax_latency(networks.actor_act, teacher.actor_params, input_dim, **calls)),
+        LatencyRow("student", ort_latency(student_onnx, threads=1, **calls)),
+        LatencyRow("teacher actor", ort_latency(teacher_onnx, threads=1, **calls)),
+        LatencyRow("student", torch_eager_latency(student, student.input_dim, threads=1, **calls)),
+        LatencyRow("teacher actor", jax_latency(networks.actor_act, teacher.actor_params, teacher_in, **calls)),
     ]
-    if "torch_cuda_graph" in available_backends():  # a GPU host: both models as captured CUDA graphs
+    if "torch_cuda_graph" in available_backends():
         rows += [
-            ("student", torch_cuda_graph_latency(student, input_dim, **calls)),
-            ("teacher actor", torch_cuda_graph_latency(TeacherActorModule(teacher.actor_params), input_dim, **calls)),
+            LatencyRow("student", torch_cuda_graph_latency(student, student.input_dim, **calls)),
+            LatencyRow("teacher actor", torch_cuda_graph_latency(TeacherActorModule(teacher.actor_params),
+                                                                 teacher_in, **calls)),
         ]
-    return rows
+    return tuple(rows)
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run_distillation(request: RunRequest) -> RunReport:
+    """The whole flow for one teacher and one student preset; writes students/RUN/report.{md,json}."""
     t0 = time.perf_counter()
-    teacher = load_teacher(args.teacher, random_init=args.random_init)
+    if request.run is not None:
+        check_run_name(request.run)
+    teacher = load_teacher(request.teacher, random_init=request.random_init)
     if teacher.random_init:
-        print(RANDOM_INIT_WARNING)
-    env = make_env(teacher.env)
-    preset = get_preset(args.preset)
-    train_cfg = load_train_config(args.preset)
-    cfg = load_dagger_config(args.config)
-    run = args.run or f"{teacher.name}-{preset.name}{'-random' if teacher.random_init else ''}"
+        log.warning(RANDOM_INIT_WARNING)
+    cfg = request.config
+    env = run_env(make_env(request.env or teacher.env), cfg)
+    preset = get_preset(request.preset or default_preset_name())
+    train_cfg = load_train_config(preset.name)
+    run = check_run_name(request.run or f"{teacher.name}-{preset.name}{'-random' if teacher.random_init else ''}")
     student_dir = students_dir() / run
     dataset_path = datasets_dir() / run / "rollouts.h5"
-    print(f"distill run {run}: teacher {teacher.name} on {env.spec.name}, student {preset.name}, "
-          f"{cfg.rounds} DAgger rounds x {cfg.envs} envs x {cfg.episodes_per_round} episode(s)")
+    log.info("distill run %s: teacher %s on %s, student %s, %d DAgger rounds x %d envs x %d episode(s) of %d steps",
+             run, teacher.name, env.spec.name, preset.name, cfg.rounds, cfg.envs, cfg.episodes_per_round,
+             env.spec.episode_length)
     result = run_dagger(
         env, teacher, preset, train_cfg, cfg, dataset_path, student_dir,
         lineage={"run": run, "preset": preset.name, "dagger": cfg.__dict__, "train": train_cfg.__dict__,
                  "teacher_dir": str(teacher.directory)},
     )
     student = result.student
-
-    export = export_onnx(student, student_dir / "student.onnx")
-    teacher_export = export_teacher_actor_onnx(teacher, student_dir / "teacher_actor.onnx")
-    rows = RolloutReader(dataset_path).read(("obs",))["obs"]
-    variants = [make_fp16(export.path, student_dir / "student.fp16.onnx", eval_obs=rows[-4096:]),
-                make_int8_qdq(export.path, student_dir / "student.int8.qdq.onnx", calibration_obs=rows,
-                              eval_obs=rows[-4096:])]
-    onnx_success = {
-        name: evaluate_onnx(env, path, evaluation_key(cfg), cfg.eval_episodes).as_dict()
-        for name, path in (("fp32", export.path), *((v.precision, v.path) for v in variants))
-    }
-    latency = _latency(export.path, teacher_export.path, student, teacher)
-    (_, student_ort), (_, teacher_ort) = latency[0], latency[1]
+    exports = export_all(student, teacher, student_dir, dataset_path)
+    variants = evaluate_variants(env, exports, cfg)
+    latency = measure_latency(exports.fp32, exports.teacher_actor, student, teacher)
     target = load_target("go2")
+    student_ort = next(r.result for r in latency if r.model == "student" and r.result.backend == "onnxruntime_cpu")
     tv = verdict(student_ort, target)
-
-    s_metrics = result.rounds[-1]["student"]
-    t_metrics = result.teacher_metrics.as_dict()
-    ratio = lambda key: (s_metrics[key] / t_metrics[key]) if t_metrics[key] else float("nan")
-    report = {
-        "run": run,
-        "random_init": teacher.random_init,
-        "env": env.spec.name,
-        "distill_version": distill.__version__,
-        "teacher": {"name": teacher.name, "actor_depth": teacher.arch.actor_depth,
-                    "critic_depth": teacher.arch.critic_depth, "width": teacher.arch.width,
-                    "actor_params": networks.count_params(teacher.actor_params),
-                    "weights_sha256": teacher.weights_sha256},
-        "student": {"preset": preset.name, "depth": preset.depth, "width": preset.width,
-                    "params": student.num_params()},
-        "success": {"teacher": t_metrics, "student": s_metrics, "ratio_success": ratio("success"),
-                    "ratio_time_at_goal": ratio("time_at_goal"), "ratio_final_success": ratio("final_success")},
-        "rounds": result.rounds,
-        "latency": {"host": f"{cpu_name()} ({platform.machine()}), jax {jax.__version__}",
-                    "rows": [{"model": model, **r.to_dict()} for model, r in latency],
-                    "speedup_ort": teacher_ort.median_ms / student_ort.median_ms},
-        "variants": [{"precision": "fp32", "max_abs_err": export.max_abs_err, "mean_abs_err": None,
-                      "qdq_nodes": 0, "path": str(export.path), "success": onnx_success["fp32"]}]
-        + [{"precision": v.precision, "max_abs_err": v.max_abs_err, "mean_abs_err": v.mean_abs_err,
-            "qdq_nodes": v.qdq_nodes, "path": str(v.path), "success": onnx_success[v.precision]}
-           for v in variants],
-        "target": {"name": target.name, "budget_p99_ms": target.budget_p99_ms, "control_hz": target.control_hz,
-                   "student_p99_ms": student_ort.p99_ms, "meets_budget": bool(tv["meets_budget"]),
-                   "note": "measured on this host's CPU, not the robot: rebuild and time on the Jetson"},
-        "artifacts": {"dataset": str(dataset_path), "student": str(student_dir / "student"),
-                      "student_onnx": str(export.path), "teacher_actor_onnx": str(teacher_export.path),
-                      "report": str(student_dir / "report.md")},
-        "wall_s": time.perf_counter() - t0,
-    }
+    report = RunReport(
+        run=run, env=env.spec.name, random_init=teacher.random_init, distill_version=distill.__version__,
+        teacher=TeacherInfo(teacher.name, teacher.arch.actor_depth, teacher.arch.critic_depth, teacher.arch.width,
+                            networks.count_params(teacher.actor_params), teacher.weights_sha256),
+        student=StudentInfo(preset.name, preset.depth, preset.width, student.num_params(), student.input_dim),
+        teacher_success=result.teacher_metrics, student_success=result.rounds[-1].student,
+        rounds=tuple(result.rounds),
+        latency_host=f"{cpu_name()} ({platform.machine()}), jax {jax.__version__}", latency=latency,
+        variants=variants,
+        target=TargetVerdict(target.name, target.budget_p99_ms, target.control_hz, student_ort.p99_ms,
+                             bool(tv["meets_budget"]), student_ort.device),
+        artifacts={"dataset": str(dataset_path), "student": str(student_dir / "student"),
+                   "student_onnx": str(exports.fp32), "teacher_actor_onnx": str(exports.teacher_actor),
+                   "report": str(student_dir / "report.md")},
+        wall_s=time.perf_counter() - t0,
+    )
     write_report(report, student_dir)
+    return report
+
+
+def request_from_args(args: argparse.Namespace) -> RunRequest:
+    return RunRequest(teacher=args.teacher, run=args.run, preset=args.preset,
+                      config=load_dagger_config(args.config), random_init=args.random_init,
+                      env=getattr(args, "env", None))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    report = run_distillation(request_from_args(args))
     print()
     print(render_markdown(report))
     return 0

@@ -1,8 +1,10 @@
 """Batched, jit'd rollouts of any JAX policy in an MJX env, and the episode metrics we report.
 
-A policy is a pure function `policy(params, obs, key) -> (action, extras)`; `extras` is a dict of
-per-env arrays recorded alongside each step (teacher labels, which policy drove, ...). Parameters
-are an argument, not a closure, so retraining a student never retraces the rollout.
+A policy is a pure function `policy(params, obs, key) -> (action, extras)` where `obs` is an
+`Observation` (the teacher's and the student's view of the same states, one array twice when the
+env does not tell them apart); `extras` is a dict of per-env arrays recorded alongside each step
+(teacher labels, which policy drove, ...). Parameters are an argument, not a closure, so
+retraining a student never retraces the rollout.
 """
 
 from __future__ import annotations
@@ -17,7 +19,22 @@ import numpy as np
 
 from distill.envs.base import EnvState, MjxGoalEnv
 
-Policy = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+VIEWS = ("teacher", "student")
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Observation:
+    """What each policy reads at one step: the teacher's (maybe privileged) and the student's."""
+
+    teacher: jax.Array
+    student: jax.Array
+
+    def view(self, name: str) -> jax.Array:
+        return self.teacher if name == "teacher" else self.student
+
+
+Policy = Callable[[Any, Observation, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
 
 
 @jax.tree_util.register_dataclass
@@ -26,6 +43,9 @@ class Steps:
     """What happened at each step; every leaf is [T, num_envs, ...]."""
 
     obs: jax.Array
+    """The teacher's observation."""
+    student_obs: jax.Array | None
+    """The student's observation; None when it is the teacher's (nothing stored twice)."""
     goal: jax.Array
     action: jax.Array
     t: jax.Array
@@ -55,13 +75,15 @@ def rollout(
 @partial(jax.jit, static_argnums=(0, 1, 2))
 def _rollout(env, policy, num_steps, params, state, key):
     step = jax.vmap(env.step)
+    asymmetric = env.spec.asymmetric
 
     def body(carry, step_key):
         s = carry
-        action, extras = policy(params, s.obs, step_key)
+        action, extras = policy(params, Observation(s.obs, s.student_obs), step_key)
         nxt = step(s, action)
         rec = Steps(
             obs=s.obs,
+            student_obs=s.student_obs if asymmetric else None,
             goal=s.goal,
             action=action,
             t=s.t,
@@ -77,14 +99,17 @@ def _rollout(env, policy, num_steps, params, state, key):
 
 
 @cache
-def deterministic(act: Callable[[Any, jax.Array], jax.Array]) -> Policy:
-    """Wraps `act(params, obs) -> action` as a policy with no extras (cached, so jit reuses it)."""
+def deterministic(act: Callable[[Any, jax.Array], jax.Array], view: str = "teacher") -> Policy:
+    """Wraps `act(params, obs) -> action` reading the `view` observation ("teacher" or
+    "student") as a policy with no extras (cached, so jit reuses it)."""
+    if view not in VIEWS:
+        raise ValueError(f"view {view!r}: use one of {VIEWS}")
 
     def policy(params, obs, key):
         del key
-        return act(params, obs), {}
+        return act(params, obs.view(view)), {}
 
-    policy.__name__ = f"deterministic_{getattr(act, '__name__', 'act')}"
+    policy.__name__ = f"deterministic_{getattr(act, '__name__', 'act')}_{view}"
     return policy
 
 
@@ -142,10 +167,12 @@ def episode_metrics(done, success, dist, episode_length: int) -> EpisodeMetrics:
 
 def evaluate(
     env: MjxGoalEnv, act: Callable[[Any, jax.Array], jax.Array], params: Any, key: jax.Array,
-    num_episodes: int,
+    num_episodes: int, view: str = "teacher", steps: int | None = None,
 ) -> EpisodeMetrics:
-    """Deterministic evaluation: `num_episodes` parallel envs, one full episode each."""
+    """Deterministic evaluation: `num_episodes` parallel envs, one episode each, `act` reading
+    the `view` observation; `steps` shortens the episodes (default: the env's length)."""
+    length = steps or env.spec.episode_length
     k_reset, k_roll = jax.random.split(key)
     state = reset_batch(env, k_reset, num_episodes)
-    _, steps = rollout(env, deterministic(act), env.spec.episode_length, params, state, k_roll)
-    return first_episode_metrics(steps, env.spec.episode_length)
+    _, record = rollout(env, deterministic(act, view), length, params, state, k_roll)
+    return first_episode_metrics(record, length)

@@ -276,7 +276,7 @@ def test_eval_of_a_student_folder_or_onnx_file_on_a_runs_goals(tiny_run, capsys)
 @pytest.mark.parametrize("argv, message", [
     ([], "give PATH"),
     (["{onnx}"], "give PATH"),
-    (["{onnx}", "--env", "ant"], "31 inputs and 8 actions"),
+    (["{onnx}", "--env", "ant"], "31 inputs and takes 8 actions"),
     (["{folder}", "--env", "reacher"], "neither a student folder"),
     (["{onnx}", "--env", "reacher", "--episodes", "0"], "--episodes"),
     (["--run", "no_such_run"], "no_such_run"),

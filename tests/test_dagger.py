@@ -41,7 +41,7 @@ def dagger_run(tmp_path_factory, teacher, reacher):
     before = [np.asarray(x).copy() for x in jax.tree_util.tree_leaves(teacher.actor_params)]
     preset = get_preset("mlp_2x256")
     result = run_dagger(reacher, teacher, preset, load_train_config("mlp_2x256"), CFG,
-                        root / "rollouts.h5", root / "student", lineage={"test": True}, log=lambda *_: None)
+                        root / "rollouts.h5", root / "student", lineage={"test": True})
     return root, result, before
 
 
@@ -49,12 +49,12 @@ def test_dagger_lifts_student_far_above_random_init(dagger_run, reacher):
     _, result, _ = dagger_run
     random_student = build_student(get_preset("mlp_2x256"), 13, 2, seed=0)
     random_metrics = evaluate_student(reacher, random_student, jax.random.PRNGKey(10_000), CFG.eval_episodes)
-    trained = result.rounds[-1]["student"]
+    trained = result.rounds[-1].student
     teacher = result.teacher_metrics
     assert teacher.time_at_goal > 30  # the shipped teacher holds the target most of the episode
-    assert trained["time_at_goal"] > random_metrics.time_at_goal + 15
-    assert trained["final_success"] > random_metrics.final_success + 0.4
-    assert result.rounds[-1]["critic_gap"] < result.rounds[0]["critic_gap"] + 1.0
+    assert trained.time_at_goal > random_metrics.time_at_goal + 15
+    assert trained.final_success > random_metrics.final_success + 0.4
+    assert result.rounds[-1].critic_gap < result.rounds[0].critic_gap + 1.0
 
 
 def test_teacher_is_frozen_and_rows_aggregate(dagger_run, teacher):
@@ -84,15 +84,15 @@ def test_resume_refits_a_committed_round_without_collecting_again(dagger_run, te
     state_path.write_text(json.dumps(progress))
     rows_before = RolloutReader(root / "rollouts.h5").committed_rows
     resumed = run_dagger(reacher, teacher, get_preset("mlp_2x256"), load_train_config("mlp_2x256"), CFG,
-                         root / "rollouts.h5", root / "student", lineage={"test": True}, log=lambda *_: None)
+                         root / "rollouts.h5", root / "student", lineage={"test": True})
     assert RolloutReader(root / "rollouts.h5").committed_rows == rows_before
-    assert [r["round"] for r in resumed.rounds] == [0, 1]
-    assert resumed.rounds[1]["student"] == result.rounds[1]["student"]  # seeded refit: same student
+    assert [r.round for r in resumed.rounds] == [0, 1]
+    assert resumed.rounds[1].student == result.rounds[1].student  # seeded refit: same student
 
     with pytest.raises(DistillError, match="another"):
         run_dagger(reacher, teacher, get_preset("mlp_2x256"), load_train_config("mlp_2x256"),
                    DaggerConfig(rounds=3, envs=32, eval_episodes=64), root / "rollouts.h5", root / "student",
-                   lineage={"test": True}, log=lambda *_: None)
+                   lineage={"test": True})
 
 
 def test_exported_onnx_succeeds_in_mjx_like_the_jax_mirror(dagger_run, reacher, tmp_path):
@@ -103,7 +103,7 @@ def test_exported_onnx_succeeds_in_mjx_like_the_jax_mirror(dagger_run, reacher, 
     _, result, _ = dagger_run
     export = export_onnx(result.student, tmp_path / "student.onnx")
     onnx = evaluate_onnx(reacher, export.path, evaluation_key(CFG), CFG.eval_episodes, progress=False)
-    mirror = result.rounds[-1]["student"]
-    assert onnx.episodes == mirror["episodes"]
-    assert abs(onnx.time_at_goal - mirror["time_at_goal"]) < 1.0
-    assert abs(onnx.final_success - mirror["final_success"]) <= 0.05
+    mirror = result.rounds[-1].student
+    assert onnx.episodes == mirror.episodes
+    assert abs(onnx.time_at_goal - mirror.time_at_goal) < 1.0
+    assert abs(onnx.final_success - mirror.final_success) <= 0.05

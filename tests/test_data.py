@@ -14,6 +14,8 @@ import pytest
 import torch
 
 from distill.data import COLUMNS, SCHEMA_VERSION, DatasetMeta, RolloutReader, RolloutWriter
+
+SYMMETRIC_COLUMNS = tuple(c for c in COLUMNS if not c.optional)
 from distill.data.schema import COMMITTED_ROUNDS, COMMITTED_ROWS
 from distill.errors import DistillError
 
@@ -64,7 +66,7 @@ def make_round(n: int, seed: int, first_episode: int = 0) -> dict[str, np.ndarra
 def expected(*rounds: tuple[int, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     out = {
         c.name: np.concatenate([cols[c.name] for _, cols in rounds]).astype(c.dtype)
-        for c in COLUMNS
+        for c in SYMMETRIC_COLUMNS
         if c.name != "round"
     }
     out["round"] = np.concatenate([np.full(len(cols["obs"]), k, np.int32) for k, cols in rounds])
@@ -93,8 +95,8 @@ def test_round_trip_every_column_and_attribute(meta, path):
     )
     assert reader.committed_rows == len(reader) == 58 and reader.committed_rounds == [0, 1]
     data, want = reader.read(), expected((0, r0), (1, r1))
-    assert set(data) == {c.name for c in COLUMNS}
-    for c in COLUMNS:
+    assert set(data) == {c.name for c in SYMMETRIC_COLUMNS}
+    for c in SYMMETRIC_COLUMNS:
         assert data[c.name].dtype == c.dtype and data[c.name].shape == (58, *c.shape(meta.dims))
         np.testing.assert_array_equal(data[c.name], want[c.name], err_msg=c.name)
     only1 = reader.read(["obs", "round"], rounds=[1])
@@ -104,7 +106,7 @@ def test_round_trip_every_column_and_attribute(meta, path):
     np.testing.assert_array_equal(swapped, np.r_[want["episode"][37:], want["episode"][:37]])
     with h5py.File(path, "r") as f:
         assert f.attrs["format"] == "distill.rollouts" and f.attrs[COMMITTED_ROWS] == 58
-        for c in COLUMNS:
+        for c in SYMMETRIC_COLUMNS:
             ds = f[c.name]
             assert ds.compression == "lzf" and ds.chunks is not None and ds.maxshape[0] is None
 

@@ -27,14 +27,14 @@ def _step_batch(env: MjxGoalEnv, state, action):
 def evaluate_onnx(env: MjxGoalEnv, onnx_path: str | Path, key: jax.Array, episodes: int,
                   progress: bool = True) -> EpisodeMetrics:
     """One deterministic episode per env from the same reset key as `rollouts.evaluate`, so the
-    goals match those the JAX policies were evaluated on."""
+    goals match those the JAX policies were evaluated on; the file reads the student's observation."""
     session = ort_session(onnx_path, threads=1)
     k_reset, _ = jax.random.split(key)
     state = reset_batch(env, k_reset, episodes)
     done, success, dist = [], [], []
     for _ in progress_bar(range(env.spec.episode_length), f"MJX x ONNX {Path(onnx_path).name}", enabled=progress,
                           unit="step", leave=False):
-        obs = np.asarray(state.obs, np.float32)
+        obs = np.asarray(state.student_obs, np.float32)
         action = run_onnx(session, obs)
         state = _step_batch(env, state, action)
         done.append(np.asarray(state.done))

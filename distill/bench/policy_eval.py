@@ -1,9 +1,10 @@
 """Success in MJX of a saved policy — a student folder or an ONNX file — and the re-check of a run.
 
 A student folder is driven by its JAX mirror (what `distill run` reports for the student), an ONNX
-file by ONNX Runtime at batch 1 (what it reports for each exported variant). Goals come from the
-same key a run evaluates on, so `evaluate_run` reproduces a report's figures exactly: evaluation is
-deterministic, and the report was computed from the files still in the run folder.
+file by ONNX Runtime at batch 1 (what it reports for each exported variant); both read the env's
+student observation. Goals come from the same key a run evaluates on, so `evaluate_run` reproduces a
+report's figures exactly: evaluation is deterministic, and the report was computed from the files
+still in the run folder.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import onnx
 
 from distill.bench.onnx_success import evaluate_onnx
-from distill.dagger import STATE_FILE, DaggerConfig, evaluate_student, evaluation_key
+from distill.bench.report import RunReport
+from distill.dagger import STATE_FILE, DaggerConfig, evaluate_student, evaluation_key, run_env
 from distill.envs import make_env
 from distill.envs.base import MjxGoalEnv
 from distill.errors import DistillError
@@ -28,7 +29,6 @@ from distill.students.checkpoint import TOML_NAME, load_student
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "report.json"
 STUDENT_FOLDER = "student"
 
 
@@ -37,19 +37,19 @@ class PolicyEvaluation:
     label: str
     path: Path
     metrics: EpisodeMetrics
-    recorded: dict[str, Any] | None = None
+    recorded: EpisodeMetrics | None = None
     """The figures the run's report holds for this policy, when re-checking a run."""
 
     @property
     def reproduced(self) -> bool | None:
-        return None if self.recorded is None else self.metrics.as_dict() == self.recorded
+        return None if self.recorded is None else self.metrics == self.recorded
 
 
 def _check_dims(what: str, got: tuple[int, int], env: MjxGoalEnv) -> None:
-    want = (env.spec.input_dim, env.spec.action_dim)
+    want = (env.spec.student_input_dim, env.spec.action_dim)
     if got != want:
-        raise DistillError(f"{what} maps {got[0]} inputs to {got[1]} actions, but env {env.spec.name} has "
-                           f"{want[0]} inputs and {want[1]} actions; pass the env it was trained on")
+        raise DistillError(f"{what} maps {got[0]} inputs to {got[1]} actions, but env {env.spec.name} gives a "
+                           f"student {want[0]} inputs and takes {want[1]} actions; pass the env it was trained on")
 
 
 def _onnx_dims(path: Path) -> tuple[int, int]:
@@ -96,39 +96,31 @@ def run_folder(run: str | Path) -> Path:
     return folder
 
 
-def _read_json(path: Path, missing: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise DistillError(missing)
+def _run_config(folder: Path) -> DaggerConfig:
+    path = folder / STATE_FILE
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DistillError(f"{path}: invalid JSON ({exc})") from None
+        return DaggerConfig.from_dict(json.loads(path.read_text())["config"], f"{path} config")
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DistillError(f"{path}: unreadable ({exc}); rerun the run's `distill run` command") from None
 
 
 def evaluate_run(run: str | Path, progress: bool = True) -> list[PolicyEvaluation]:
     """The run's final student and each ONNX variant in its report, on the report's goals
-    (`evaluation_key` of the run's config, `eval_episodes` of them), beside the recorded figures."""
+    (`evaluation_key` of the run's config, `eval_episodes` of them, the run's episode length),
+    beside the recorded figures."""
     folder = run_folder(run)
-    state = _read_json(folder / STATE_FILE, f"{folder / STATE_FILE} is missing")
-    report = _read_json(folder / REPORT_FILE, f"{folder / REPORT_FILE} is missing: the run did not finish; "
-                                              "rerun its `distill run` command to complete it")
-    try:
-        cfg = DaggerConfig.from_dict(state["config"])
-        env = make_env(report["env"])
-        recorded_student = report["success"]["student"]
-        variants = report.get("variants", [])
-    except (KeyError, TypeError) as exc:
-        raise DistillError(f"{folder}: {STATE_FILE} or {REPORT_FILE} lacks {exc}; not written by this "
-                           "version of distill") from None
+    cfg = _run_config(folder)
+    report = RunReport.load(folder)
+    env = run_env(make_env(report.env), cfg)
     key, episodes = evaluation_key(cfg), cfg.eval_episodes
     log.info("re-evaluating run %s in %s on its report's goals (%d episodes, seed %d)",
              folder, env.spec.name, episodes, cfg.seed)
     student = load_student(folder / STUDENT_FOLDER)
     results = [PolicyEvaluation("student (JAX mirror)", folder / STUDENT_FOLDER,
-                                evaluate_student(env, student, key, episodes), recorded_student)]
-    for variant in variants:
-        path = folder / Path(variant["path"]).name
-        results.append(PolicyEvaluation(f"{variant['precision']} ONNX", path,
+                                evaluate_student(env, student, key, episodes), report.student_success)]
+    for variant in report.variants:
+        path = folder / Path(variant.path).name
+        results.append(PolicyEvaluation(f"{variant.precision} ONNX", path,
                                         evaluate_onnx(env, path, key, episodes, progress=progress),
-                                        variant["success"]))
+                                        variant.success))
     return results

@@ -29,7 +29,7 @@ def _eval(args: argparse.Namespace) -> int:
         if args.path or args.env:
             raise DistillError("--run re-checks a run on its own env and goals: give it without PATH or --env")
         results = evaluate_run(args.run)
-        rows = [[r.label, *_figures(r.metrics), "same" if r.reproduced else f"differs: {r.recorded}"]
+        rows = [[r.label, *_figures(r.metrics), "same" if r.reproduced else f"differs: report has {_figures(r.recorded)}"]
                 for r in results]
         print(format_table((*HEADER, "vs report"), rows))
         if all(r.reproduced for r in results):

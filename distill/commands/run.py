@@ -20,12 +20,12 @@ def default_run_name(teacher: str, preset: str, random_init: bool) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from distill.paths import students_dir
-    from distill.pipeline import run_command
+    from distill.pipeline import check_run_name, run_command
     from distill.runlog import run_log
     from distill.students.presets import default_preset_name
 
     args.preset = args.preset or default_preset_name()
-    args.run = args.run or default_run_name(args.teacher, args.preset, args.random_init)
+    args.run = check_run_name(args.run or default_run_name(args.teacher, args.preset, args.random_init))
     with run_log(students_dir() / args.run, args.command_line):
         return run_command(args)
 
@@ -53,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "(default: none, the built-in settings listed in the README)")
     run.add_argument("--preset", default=_default_preset(),
                      help="student preset from students/presets.toml (see `distill preset list`)")
+    run.add_argument("--env", help="env to distil in (default: the teacher's); its teacher observation must be "
+                     "the teacher's, its student observation may differ")
     run.add_argument("--random-init", action="store_true",
                      help="random teacher weights: systems benchmarks only, success is meaningless")
     run.set_defaults(func=_run)

@@ -54,7 +54,7 @@ class RolloutReader:
         self, columns: Iterable[str] | None = None, rounds: Iterable[int] | None = None
     ) -> dict[str, np.ndarray]:
         """Committed rows of the given columns (default all), of the given rounds (default all)."""
-        names = check_column_names(columns, self.path)
+        names = check_column_names(columns, self.path, self.meta.dims)
         slices = (
             [slice(0, self.committed_rows)]
             if rounds is None
@@ -77,7 +77,7 @@ class RolloutReader:
         import torch
         from torch.utils.data import TensorDataset
 
-        names = check_column_names(columns, self.path)
+        names = check_column_names(columns, self.path, self.meta.dims)
         data = self.read(names, rounds)
         return TensorDataset(*(torch.from_numpy(data[n]) for n in names))
 
@@ -95,7 +95,7 @@ class RolloutReader:
 
         if batch_size < 1:
             raise DistillError(f"{self.path}: batch_size must be at least 1, got {batch_size}")
-        names = check_column_names(columns, self.path)
+        names = check_column_names(columns, self.path, self.meta.dims)
         tensors = {n: torch.from_numpy(a) for n, a in self.read(names, rounds).items()}
         n = len(next(iter(tensors.values())))
         order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)

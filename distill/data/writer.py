@@ -20,11 +20,11 @@ import numpy as np
 from distill.atomic import atomic_path
 from distill.data.schema import (
     COLUMN_BY_NAME,
-    COLUMNS,
     COMMITTED_ROUNDS,
     COMMITTED_ROWS,
     IDENTITY_FIELDS,
     DatasetMeta,
+    columns_for,
     open_file,
     read_commit,
     read_meta,
@@ -66,7 +66,7 @@ class RolloutWriter:
             f.attrs.update(meta.to_attrs())
             f.attrs[COMMITTED_ROUNDS] = "[]"
             f.attrs[COMMITTED_ROWS] = 0
-            for col in COLUMNS:
+            for col in columns_for(meta.dims):
                 shape = col.shape(meta.dims)
                 f.create_dataset(
                     col.name,
@@ -137,13 +137,14 @@ class RolloutWriter:
 
     def _validate(self, round_index: int, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
         where = f"{self.path}: round {round_index}"
-        unknown = sorted(set(columns) - set(COLUMN_BY_NAME))
-        missing = [c.name for c in COLUMNS if c.name not in columns and c.name != "round"]
+        expected = [c.name for c in columns_for(self.meta.dims)]
+        unknown = sorted(set(columns) - set(expected))
+        missing = [name for name in expected if name not in columns and name != "round"]
         for problem, names in (("missing", missing), ("unknown", unknown)):
             if names:
                 raise DistillError(
                     f"{where}: {problem} column(s) {', '.join(map(repr, names))}; "
-                    f"expected columns: {', '.join(COLUMN_BY_NAME)}"
+                    f"expected columns: {', '.join(expected)}"
                 )
         rows: dict[str, np.ndarray] = {}
         for name, value in columns.items():

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +24,28 @@ with contextlib.redirect_stdout(io.StringIO()):  # mjx prints a notice when its 
 
 
 @dataclass(frozen=True)
+class ObservationSpec:
+    """One observation vector: named entries, state first and the goal's `goal_dim` entries last."""
+
+    names: tuple[str, ...]
+    goal_dim: int
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    @property
+    def state_dim(self) -> int:
+        return self.dim - self.goal_dim
+
+
+@dataclass(frozen=True)
 class EnvSpec:
-    """Static description of an env: what a teacher, a dataset and a robot need to agree on."""
+    """Static description of an env: what a teacher, a dataset and a robot need to agree on.
+
+    `obs_dim`, `goal_dim` and `obs_names` describe the teacher's observation, which may hold
+    privileged simulator state; `student` describes what the robot's sensors give, when that
+    differs (None: the student sees what the teacher sees)."""
 
     name: str
     obs_dim: int
@@ -38,10 +60,52 @@ class EnvSpec:
     obs_names: tuple[str, ...]
     """One name per observation dim (state then goal), written into datasets and deploy files."""
     action_names: tuple[str, ...]
+    student: ObservationSpec | None = None
 
     @property
     def input_dim(self) -> int:
+        """The teacher's input: state followed by goal."""
         return self.obs_dim + self.goal_dim
+
+    @property
+    def teacher_observation(self) -> ObservationSpec:
+        return ObservationSpec(self.obs_names, self.goal_dim)
+
+    @property
+    def student_observation(self) -> ObservationSpec:
+        return self.student if self.student is not None else self.teacher_observation
+
+    @property
+    def student_input_dim(self) -> int:
+        return self.student_observation.dim
+
+    @property
+    def asymmetric(self) -> bool:
+        """Whether teacher and student observe different vectors."""
+        return self.student is not None
+
+
+@dataclass(frozen=True)
+class ActionSemantics:
+    """What an action in [-1, 1] means to the machine that executes it: written into deploy files
+    so the robot-side controller applies the policy the way the simulator did."""
+
+    names: tuple[str, ...]
+    control_hz: float
+    meaning: str = "normalised actuator command in [-1, 1] (the env's ctrl range)"
+    low: float = -1.0
+    high: float = 1.0
+    joint_order: tuple[str, ...] = ()
+    """Joints the actions drive, in action order (empty when actions are not joint targets)."""
+    default_pose: tuple[float, ...] = ()
+    """Joint positions (rad) that a zero action holds."""
+    action_scale: float | None = None
+    """Radians per unit action around the default pose."""
+    kp: float | None = None
+    kd: float | None = None
+    torque_limits: tuple[float, ...] = ()
+    """Per-joint |torque| bound (N·m) the PD output is clipped to."""
+    control_law: str = ""
 
 
 @jax.tree_util.register_dataclass
@@ -52,6 +116,9 @@ class EnvState:
     data: mjx.Data
     obs: jax.Array
     """State followed by goal, exactly what the teacher's actor reads."""
+    student_obs: jax.Array
+    """What the student reads (the robot's sensors); the same array as `obs` unless the env's
+    spec declares a separate student observation."""
     goal: jax.Array
     t: jax.Array
     """Steps taken in the current episode."""
@@ -80,6 +147,13 @@ class MjxGoalEnv:
     n_frames: int
     healthy_z: tuple[float, float] | None = None
     """Torso/base height band outside which an episode ends early (the paper's ant and humanoid)."""
+    obs_groups: tuple[tuple[str, int, int], ...] | None = None
+    """(field, start, stop) per observation field, where an env lays its observation out by hand;
+    None lets `distill env info` group dims by name."""
+    obs_notes: Mapping[str, str] = MappingProxyType({})
+    """Per observation field, what the robot must compute to fill it (units, frame, offsets)."""
+    goal_frame: str = "world frame, the same coordinates as the achieved goal"
+    """The frame the goal part of the observation is expressed in (see `goal_observation`)."""
 
     def __init__(self, mj_model: mujoco.MjModel, spec: EnvSpec, n_frames: int) -> None:
         self.mj_model = mj_model
@@ -109,8 +183,17 @@ class MjxGoalEnv:
 
     def goal_observation(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
         """The goal part of the observation: the goal itself, unless an env expresses it relative
-        to the robot (the Go2 sees it in its base's yaw frame)."""
+        to the robot."""
         return goal
+
+    def observe_student(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
+        """The student's observation (length `spec.student.dim`); only called when the spec
+        declares one, so envs whose student sees what the teacher sees need not define it."""
+        raise NotImplementedError(f"{self.spec.name} declares a student observation but no hook")
+
+    def action_semantics(self) -> ActionSemantics:
+        """What the robot must do with an action; envs whose actions are joint targets say so."""
+        return ActionSemantics(names=self.spec.action_names, control_hz=1.0 / self.spec.control_dt)
 
     def is_unhealthy(self, data: mjx.Data) -> jax.Array:
         """Early termination: the root body's height outside `healthy_z`, if an env sets it."""
@@ -124,14 +207,21 @@ class MjxGoalEnv:
         """State followed by goal, as the teacher's actor reads it."""
         return jnp.concatenate([self.observe(data, goal), self.goal_observation(data, goal)])
 
+    def observations(self, data: mjx.Data, goal: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(teacher's, student's) observation; one array twice when they are the same."""
+        obs = self.observation(data, goal)
+        return obs, (self.observe_student(data, goal) if self.spec.asymmetric else obs)
+
     def _start(self, key: jax.Array, episode: jax.Array) -> EnvState:
         key, init_key = jax.random.split(key)
         qpos, qvel, goal = self.sample_initial(init_key)
         data = mjx.make_data(self.mjx_model).replace(qpos=qpos, qvel=qvel)
         data = mjx.forward(self.mjx_model, data)
+        obs, student_obs = self.observations(data, goal)
         return EnvState(
             data=data,
-            obs=self.observation(data, goal),
+            obs=obs,
+            student_obs=student_obs,
             goal=goal,
             t=jnp.zeros((), jnp.int32),
             episode=episode,
@@ -155,9 +245,11 @@ class MjxGoalEnv:
         success = (dist < self.spec.success_radius).astype(jnp.float32)
         t = state.t + 1
         done = (t >= self.spec.episode_length) | self.is_unhealthy(data)
+        obs, student_obs = self.observations(data, state.goal)
         stepped = state.replace(
             data=data,
-            obs=self.observation(data, state.goal),
+            obs=obs,
+            student_obs=student_obs,
             t=t,
             done=done,
             success=success,

@@ -78,7 +78,7 @@ def describe(name: str) -> str:
         f"physics         {_physics(env)}",
         "observation",
     ]
-    groups = obs_groups(spec, getattr(env, "obs_groups", None))
+    groups = obs_groups(spec, env.obs_groups)
     width = max(len(f"[{a}:{b}]") for _, a, b in groups)
     for field, start, stop in groups:
         part = "goal " if start >= spec.obs_dim else "state"

@@ -13,10 +13,12 @@ only geoms that touch the floor, as in Menagerie's MJX variant. Joint friction l
 left out, as that variant does, to keep the one-iteration solve small.
 
 Control: policy at 50 Hz (`control_dt` 0.02 = 5 × 0.004 s). An action a ∈ [-1, 1]^12 sets PD
-targets q* = q_home + 0.25 a, tracked with kp 20, kd 0.5 and clipped to the torque limits
-(legged_gym's Go2 gains). The PD law lives in MuJoCo "general" actuators whose control *is* the
-action (force = 5 a + 20 (q_home − q) − 0.5 q̇), so `data.ctrl` holds the last action and a zeroed
-`ctrl` already holds the home pose on the first physics step.
+targets q* = q_home + 0.25 a, tracked with kp 50, kd 0.5 and clipped to the torque limits
+(Menagerie's MJX gain: at legged_gym's kp 20 the robot collapses under zero action). The PD law
+lives in MuJoCo "general" actuators whose control *is* the action
+(force = 12.5 a + 50 (q_home − q) − 0.5 q̇), so `data.ctrl` holds the last action and a zeroed
+`ctrl` already holds the home pose on the first physics step. `Go2.action_semantics` hands the
+same law to the robot's deploy file.
 
 Observation (42 state + 2 goal), all measurable on the robot; joints in Unitree SDK order
 FR, FL, RR, RL × (hip, thigh, calf):
@@ -37,13 +39,15 @@ goal observation for a given base pose; a CRL trainer relabelling Go2 data needs
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
 from mujoco import mjx
 
-from distill.envs.base import EnvSpec, MjxGoalEnv
+from distill.envs.base import ActionSemantics, EnvSpec, MjxGoalEnv
 
 TIMESTEP = 0.004
 N_FRAMES = 5
@@ -158,6 +162,15 @@ OBS_GROUPS = (
     ("goal_rel", 42, 44),
 )
 """(name, start, stop) of each observation field, for `distill env info` and deploy files."""
+OBS_NOTES = MappingProxyType({
+    "base_ang_vel": "base angular velocity in the body frame (IMU gyro), rad/s",
+    "projected_gravity": "unit gravity direction in the body frame from the IMU orientation; (0, 0, -1) level",
+    "joint_pos": "joint positions minus the default pose, rad, in joint order",
+    "joint_vel": "joint velocities, rad/s, in joint order",
+    "last_action": "the previous action as applied (clipped to [-1, 1]); zeros before the first step",
+    "goal_rel": "target minus base position, rotated into the base's yaw frame (x forward, y left), m",
+})
+"""What the robot computes for each field of `OBS_GROUPS`, written into deploy files."""
 
 JOINT_NAMES = tuple(f"{leg}_{joint}" for leg in LEGS for joint in JOINTS)
 
@@ -423,6 +436,8 @@ class Go2(MjxGoalEnv):
     """Go2 goal reaching; see the module docstring for the model, observation and task."""
 
     obs_groups = OBS_GROUPS
+    obs_notes = OBS_NOTES
+    goal_frame = "base yaw frame: x forward, y left, metres from the base to the target"
 
     def __init__(self, obstacles: bool = False) -> None:
         self.obstacles = obstacles
@@ -482,6 +497,21 @@ class Go2(MjxGoalEnv):
 
     def goal_observation(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
         return relative_goal(data.qpos[:2], heading(self._base_rotation(data)), goal)
+
+    def action_semantics(self) -> ActionSemantics:
+        return ActionSemantics(
+            names=self.spec.action_names,
+            control_hz=1.0 / self.spec.control_dt,
+            meaning="PD joint position targets around the home pose, one per joint",
+            joint_order=JOINT_NAMES,
+            default_pose=tuple(float(q) for q in HOME_POSE),
+            action_scale=ACTION_SCALE,
+            kp=KP,
+            kd=KD,
+            torque_limits=tuple(TORQUE_LIMIT[name.split("_")[1]] for name in JOINT_NAMES),
+            control_law="tau = clip(kp * (q_home + action_scale * a - q) - kd * dq, -torque_limit, "
+            "torque_limit); a clipped to [-1, 1], held for one control period",
+        )
 
     # --- rendering -----------------------------------------------------------------------------
     def show_goal(self, mj_data: mujoco.MjData, goal: np.ndarray) -> None:

@@ -4,6 +4,10 @@ Observation (10 state + 3 goal), as scaling-crl/JaxGCRL lay it out:
   [0:2]  cos(joint angles)     [2:4] sin(joint angles)
   [4:7]  fingertip position    [7:10] fingertip velocity
   [10:13] target position (goal); goal indices = fingertip position [4:7]
+`reacher_egocentric` is the same task with a student that sees only what the arm's own sensors
+and a camera on the fingertip would give: joint angles (cos, sin) and velocities, and the target
+relative to the fingertip (8 dims: [0:4] cos/sin, [4:6] joint velocities, [6:8] target − tip in
+x, y). Its teacher observation is the reacher's, so a reacher teacher labels it.
 Physics: gymnasium's reacher.xml (RK4, 0.01 s, gear 200) with 2 frames per control step, the
 settings Brax's generalized/MJX pipeline used; scaling-crl's "spring" runs used 0.005 s x 4 frames
 and gear 25, so absolute torques differ while the task and observation are the same.
@@ -11,12 +15,14 @@ and gear 25, so absolute torques differ while the task and observation are the s
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 from mujoco import mjx
 
 from distill.envs.assets import load_spec
-from distill.envs.base import EnvSpec, MjxGoalEnv
+from distill.envs.base import EnvSpec, MjxGoalEnv, ObservationSpec
 
 LINK0 = 0.1
 TIP_FROM_ELBOW = 0.11
@@ -41,10 +47,20 @@ SPEC = EnvSpec(
 )
 
 
+EGOCENTRIC_SPEC = dataclasses.replace(
+    SPEC,
+    name="reacher_egocentric",
+    student=ObservationSpec(
+        names=("cos_joint0", "cos_joint1", "sin_joint0", "sin_joint1", "joint0_vel", "joint1_vel",
+               "goal_rel_x", "goal_rel_y"),
+        goal_dim=2,
+    ),
+)
+
+
 class Reacher(MjxGoalEnv):
-    def __init__(self) -> None:
-        spec = load_spec("reacher.xml")
-        super().__init__(spec.compile(), SPEC, n_frames=2)
+    def __init__(self, spec: EnvSpec = SPEC) -> None:
+        super().__init__(load_spec("reacher.xml").compile(), spec, n_frames=2)
 
     def sample_initial(self, key):
         k_q, k_qd, k_r, k_a = jax.random.split(key, 4)
@@ -81,3 +97,12 @@ class Reacher(MjxGoalEnv):
 
     def achieved_goal(self, data):
         return self._tip(data)[0]
+
+    def observe_student(self, data, goal):
+        theta = data.qpos[:2]
+        rel = goal[:2] - self._tip(data)[0][:2]
+        return jnp.concatenate([jnp.cos(theta), jnp.sin(theta), data.qvel[:2], rel])
+
+
+def make_reacher_egocentric() -> Reacher:
+    return Reacher(EGOCENTRIC_SPEC)

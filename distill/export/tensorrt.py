@@ -48,6 +48,13 @@ def _precision_flags(precision: str) -> list[str]:
     return {"fp32": [], "fp16": ["FP16"], "int8": ["INT8", "FP16"]}[precision]
 
 
+def trtexec_precision_flags(precision: str) -> list[str]:
+    """trtexec's flags for a precision, as `build_engine` sets them (`--int8 --fp16` for QDQ files)."""
+    if precision not in PRECISIONS:
+        raise DistillError(f"unknown TensorRT precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return [f"--{flag.lower()}" for flag in _precision_flags(precision)]
+
+
 def build_engine(
     onnx_path: str | Path,
     engine_path: str | Path,
@@ -84,13 +91,11 @@ def trtexec_command(
     trtexec: str = TRTEXEC,
 ) -> str:
     """The command the robot runs to build (and then time) the engine; paths are shell-quoted."""
-    if precision not in PRECISIONS:
-        raise DistillError(f"unknown TensorRT precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     parts = [
         trtexec,
         f"--onnx={onnx_path}",
         f"--saveEngine={engine_path}",
         f"--memPoolSize=workspace:{workspace_mb}",
-        *(f"--{flag.lower()}" for flag in _precision_flags(precision)),
+        *trtexec_precision_flags(precision),
     ]
     return shlex.join(parts)

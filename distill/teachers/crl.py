@@ -160,8 +160,9 @@ def init_state(cfg: CRLConfig, env: MjxGoalEnv) -> TrainState:
 
 
 def stochastic_actor(params, obs, key):
-    """Exploration policy: tanh of a Gaussian sample, as scaling-crl collects data."""
-    mean, log_std = networks.actor_dist(params, obs)
+    """Exploration policy: tanh of a Gaussian sample, as scaling-crl collects data; reads the
+    teacher's observation (privileged, where the env has one)."""
+    mean, log_std = networks.actor_dist(params, obs.teacher)
     action = jnp.tanh(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape))
     return action, {}
 

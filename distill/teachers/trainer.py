@@ -33,6 +33,9 @@ from distill.teachers import checkpoint, crl, networks
 STATE_FILE = "train_state.safetensors"
 STATE_META = "train_state.json"
 CURVE_FILE = "curve.csv"
+SCHEDULE_FIELDS = ("total_env_steps", "eval_every", "eval_episodes", "checkpoint_every")
+"""Config fields a resumed run may change: when to stop, evaluate and checkpoint. Everything else
+shapes the state or the learning, so it must match the checkpoint's."""
 CURVE_FIELDS = (
     "iteration", "env_steps", "sgd_steps", "wall_s", "success", "time_at_goal", "final_success",
     "final_distance", "actor_loss", "critic_loss", "critic_accuracy", "entropy", "alpha",
@@ -62,6 +65,8 @@ def load_state(run_dir: Path, template: crl.TrainState) -> crl.TrainState:
     restored = []
     for path, leaf in leaves:
         name = _leaf_name(path)
+        if name == ".env_state.student_obs" and name not in flat:  # written before envs had one:
+            name = ".env_state.obs"  # a symmetric env's student observation is its observation
         if name not in flat:
             raise DistillError(f"{run_dir / STATE_FILE}: checkpoint lacks {name}; it was written by another config")
         arr = flat[name]
@@ -104,9 +109,12 @@ def train(cfg: crl.CRLConfig, run_dir: Path, resume: bool = False, max_iteration
     wall_before = 0.0
     if resume and (run_dir / STATE_FILE).is_file():
         meta = json.loads((run_dir / STATE_META).read_text())
-        if meta["config"] != json.loads(json.dumps(asdict(cfg))):
-            raise DistillError(f"{run_dir / STATE_META}: checkpoint config differs from this run's; "
-                               "use a new run folder or the same config")
+        now = json.loads(json.dumps(asdict(cfg)))
+        changed = sorted(k for k in now if k not in SCHEDULE_FIELDS and meta["config"].get(k) != now[k])
+        if changed:
+            raise DistillError(f"{run_dir / STATE_META}: checkpoint config differs from this run's in "
+                               f"{', '.join(changed)}; use a new run folder or the same config (only "
+                               f"{', '.join(SCHEDULE_FIELDS)} may change on resume)")
         ts = load_state(run_dir, ts)
         rows = _read_curve(run_dir, int(ts.iteration))
         wall_before = float(meta.get("wall_s", 0.0))

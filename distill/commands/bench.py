@@ -1,0 +1,20 @@
+"""`distill bench`: latency figures against a target's budget (for now, the robot's own)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from distill.bench.device_timings import bench_command
+
+    return bench_command(args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="latency against a target's budget, including timings measured on the robot")
+    bench.add_argument("--device-timings", nargs="+", metavar="FILE",
+                       help="device_timings.json from a bundle's build_engine.sh (or a trtexec timing log) "
+                            "(default: none; needed, for now the only figures bench checks)")
+    bench.add_argument("--target", default="go2", help="target profile whose budget to check against")
+    bench.set_defaults(func=_bench)

@@ -1,0 +1,99 @@
+"""Teacher labels for many states at once: the actor's Gaussian and the critic's value.
+
+A deep teacher is bound by arithmetic only at large batches, so labels are computed after a
+rollout, over all its rows, in fixed-size jit'd chunks (the last one padded, so one compile
+serves every call). The critic's goal encoder ψ(g) reads only the goal, which stays fixed for an
+episode: it runs once per distinct goal, not once per row — for a 1,024-layer critic that is
+half of the labelling arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from distill.teachers import networks
+from distill.teachers.teacher import Teacher
+
+DEFAULT_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class ActorLabels:
+    mean: np.ndarray
+    """Pre-tanh Gaussian mean, [rows, action_dim]."""
+    log_std: np.ndarray
+    action: np.ndarray
+    """The deterministic action the student is fitted to: tanh of the mean (computed by JAX, as
+    the rollout computes the teacher's executed action)."""
+
+
+def chunked(fn: Callable[..., jax.Array | tuple], arrays: tuple[np.ndarray, ...], chunk: int):
+    """`fn` over rows of `arrays` in chunks of exactly `chunk` rows (the last padded with its own
+    first row), outputs concatenated back to numpy; `fn` returns an array or a tuple of them."""
+    n = arrays[0].shape[0]
+    size = min(chunk, max(n, 1))
+    outs: list = []
+    for start in range(0, n, size):
+        part = [a[start : start + size] for a in arrays]
+        valid = part[0].shape[0]
+        if valid < size:
+            part = [np.concatenate([p, np.repeat(p[:1], size - valid, 0)]) for p in part]
+        out = fn(*(jnp.asarray(p) for p in part))
+        out = out if isinstance(out, tuple) else (out,)
+        outs.append(tuple(np.asarray(o)[:valid] for o in jax.device_get(out)))
+    if not outs:
+        empty = fn(*(jnp.asarray(a[:1]) for a in arrays))
+        empty = empty if isinstance(empty, tuple) else (empty,)
+        return tuple(np.zeros((0, *np.shape(e)[1:]), np.float32) for e in empty)
+    return tuple(np.concatenate(parts) for parts in zip(*outs))
+
+
+@jax.jit
+def _actor_labels(params, obs):
+    mean, log_std = networks.actor_dist(params, obs)
+    return mean, log_std, jnp.tanh(mean)
+
+
+@partial(jax.jit, static_argnames=("obs_dim",))
+def _sa_repr(critic, obs, action, obs_dim: int):
+    state = obs[:, :obs_dim]
+    return networks.apply_encoder(critic["sa_encoder"], jnp.concatenate(
+        [state, action.astype(state.dtype)], -1)).astype(jnp.float32)
+
+
+@jax.jit
+def _g_repr(critic, goal):
+    return networks.apply_encoder(critic["g_encoder"], goal).astype(jnp.float32)
+
+
+def label_actor(teacher: Teacher, obs: np.ndarray, chunk: int = DEFAULT_CHUNK) -> ActorLabels:
+    """The teacher actor's mean and log std for each row of its observation."""
+    return ActorLabels(*chunked(partial(_actor_labels, teacher.actor_params),
+                                (np.asarray(obs, np.float32),), chunk))
+
+
+def goal_reprs(teacher: Teacher, goals: np.ndarray, chunk: int = DEFAULT_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """ψ(g) of each distinct goal row, and each row's index into them."""
+    unique, inverse = np.unique(np.asarray(goals, np.float32), axis=0, return_inverse=True)
+    (reprs,) = chunked(partial(_g_repr, teacher.critic_params), (unique,), chunk)
+    return reprs, inverse.reshape(-1)
+
+
+def critic_values(
+    teacher: Teacher, obs: np.ndarray, action: np.ndarray, chunk: int = DEFAULT_CHUNK,
+    goals: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Q(s, a, g) = -‖φ(s, a) − ψ(g)‖ for rows of the teacher's observation (state then goal);
+    `goals` reuses ψ from `goal_reprs` of the same rows."""
+    obs = np.asarray(obs, np.float32)
+    obs_dim = teacher.arch.obs_dim
+    g_repr, inverse = goals if goals is not None else goal_reprs(teacher, obs[:, obs_dim:], chunk)
+    (sa,) = chunked(partial(_sa_repr, teacher.critic_params, obs_dim=obs_dim),
+                    (obs, np.asarray(action, np.float32)), chunk)
+    return -np.sqrt(np.sum(np.square(sa - g_repr[inverse]), axis=-1)).astype(np.float32)

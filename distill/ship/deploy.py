@@ -1,0 +1,297 @@
+"""deploy.yaml: what the robot's side must know to run a shipped student, as typed records.
+
+`describe_deployment` builds a `DeployDescription` from the run's inputs, the env (layout and
+action semantics) and the shipping decisions; `to_yaml` writes it. The YAML's sections follow the
+records' fields in order: format, bundle, created, env, target, model, observation, goal, action,
+latency, readiness, forced, forced_reasons, replay, lineage, files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+import distill
+from distill.bench.targets import TargetProfile
+from distill.data.schema import utc_now_iso
+from distill.envs.base import ActionSemantics, MjxGoalEnv
+from distill.envs.describe import obs_groups
+from distill.errors import DistillError
+from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_io, sha256_file
+from distill.paths import project_root
+from distill.ship.gate import ReadinessVerdict
+from distill.ship.inputs import ShipInputs
+from distill.ship.replay import ReplaySet
+from distill.ship.yaml_text import dump as dump_yaml
+
+DEPLOY_FORMAT = "distill.deploy/1"
+HOST_LATENCY_NOTE = ("measured on the run's host, not the robot: build_engine.sh times the engine on the robot "
+                     "and `distill bench --device-timings` reads its figures")
+
+
+@dataclass(frozen=True)
+class TargetSection:
+    name: str
+    robot: str
+    device: str
+    jetpack: str
+    tensorrt: str
+    onnx_opset: int
+    control_hz: float
+    period_ms: float
+    budget_p99_ms: float
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    file: str
+    precision: str
+    sha256: str
+    opset: int
+    input_name: str
+    input_shape: tuple[int, ...]
+    output_name: str
+    output_shape: tuple[int, ...]
+    dtype: str = "float32"
+    normalisation: str = "baked in: the graph computes (obs - mean) / std itself; feed raw observations"
+    output: str = "tanh baked in: actions in [-1, 1]"
+
+
+@dataclass(frozen=True)
+class ObsField:
+    name: str
+    start: int
+    stop: int
+    part: str
+    """"state" or "goal"."""
+    names: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ObservationSection:
+    dim: int
+    state_dim: int
+    goal_dim: int
+    fields: tuple[ObsField, ...]
+
+
+@dataclass(frozen=True)
+class GoalSection:
+    dim: int
+    start: int
+    stop: int
+    names: tuple[str, ...]
+    frame: str
+
+
+@dataclass(frozen=True)
+class LatencySection:
+    backend: str
+    measured_on: str
+    host: str
+    median_ms: float
+    p99_ms: float
+    n_calls: int
+    budget_p99_ms: float
+    meets_budget: bool
+    note: str = HOST_LATENCY_NOTE
+
+
+@dataclass(frozen=True)
+class ReplaySection:
+    obs_file: str
+    actions_file: str
+    rows: int
+    actions_from: str
+    shipped_vs_fp32_max_abs: float
+    tolerance_onnx: float
+    tolerance_engine: float
+
+
+@dataclass(frozen=True)
+class TeacherLineage:
+    name: str
+    weights_sha256: str
+
+
+@dataclass(frozen=True)
+class DatasetLineage:
+    file: str
+    rows: int
+    created: str
+
+
+@dataclass(frozen=True)
+class StudentLineage:
+    preset: str
+    depth: int
+    width: int
+    params: int
+    weights_sha256: str
+    dagger_round: int | None
+
+
+@dataclass(frozen=True)
+class ToolLineage:
+    trained_with_distill: str
+    shipped_with_distill: str
+    git_commit: str
+    git_dirty: bool | None
+
+
+@dataclass(frozen=True)
+class Lineage:
+    run: str
+    teacher: TeacherLineage
+    dataset: DatasetLineage
+    student: StudentLineage
+    distill: ToolLineage
+
+
+@dataclass(frozen=True)
+class DeployDescription:
+    bundle: str
+    created: str
+    env: str
+    target: TargetSection
+    model: ModelSection
+    observation: ObservationSection
+    goal: GoalSection
+    action: ActionSemantics
+    latency: LatencySection
+    readiness: ReadinessVerdict
+    forced: bool
+    forced_reasons: tuple[str, ...]
+    replay: ReplaySection
+    lineage: Lineage
+    files: Mapping[str, str]
+    """Role -> file name inside the bundle (engine: the file build_engine.sh writes)."""
+    format: str = DEPLOY_FORMAT
+
+    def to_tree(self) -> dict[str, Any]:
+        tree = _plain(self)
+        return {"format": tree.pop("format"), **tree}
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self.to_tree(), header=(
+            f"deploy.yaml for bundle {self.bundle}: written by `distill ship` ({DEPLOY_FORMAT}).",
+            "Observations are raw (normalisation is inside the model); actions are in [-1, 1].",
+        ))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def git_state(root: Path) -> tuple[str, bool | None]:
+    """(commit, has uncommitted changes to tracked files) of the distill checkout; "unknown" and
+    None outside a git checkout or without git."""
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", None
+    return commit, bool(status.strip())
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(project_root()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def model_section(onnx_path: Path, precision: str, input_dim: int, action_dim: int) -> ModelSection:
+    """The shipped file's IO, checked against the dims the run's data and env say."""
+    io = onnx_io(onnx.load(str(onnx_path)))
+    want = {"inputs": {INPUT_NAME: [1, input_dim]}, "outputs": {OUTPUT_NAME: [1, action_dim]}}
+    if {"inputs": io["inputs"], "outputs": io["outputs"]} != want:
+        raise DistillError(f"{onnx_path} has inputs {io['inputs']} and outputs {io['outputs']}; the run's data needs "
+                           f"{want['inputs']} -> {want['outputs']} — re-export the student")
+    return ModelSection(file=onnx_path.name, precision=precision, sha256=sha256_file(onnx_path), opset=int(io["opset"]),
+                        input_name=INPUT_NAME, input_shape=(1, input_dim), output_name=OUTPUT_NAME,
+                        output_shape=(1, action_dim))
+
+
+def observation_sections(env: MjxGoalEnv) -> tuple[ObservationSection, GoalSection]:
+    spec = env.spec
+    fields = tuple(
+        ObsField(name, start, stop, "goal" if start >= spec.obs_dim else "state", spec.obs_names[start:stop],
+                 env.obs_notes.get(name, ""))
+        for name, start, stop in obs_groups(spec, env.obs_groups)
+    )
+    goal = GoalSection(spec.goal_dim, spec.obs_dim, spec.input_dim, spec.obs_names[spec.obs_dim:], env.goal_frame)
+    return ObservationSection(spec.input_dim, spec.obs_dim, spec.goal_dim, fields), goal
+
+
+def lineage(inputs: ShipInputs) -> Lineage:
+    commit, dirty = git_state(project_root())
+    return Lineage(
+        run=inputs.run,
+        teacher=TeacherLineage(inputs.teacher_name, inputs.teacher_sha256),
+        dataset=DatasetLineage(_display_path(inputs.dataset_path), inputs.dataset_rows, inputs.dataset_meta.created),
+        student=StudentLineage(inputs.student_preset, inputs.student_depth, inputs.student_width, inputs.student_params,
+                               inputs.student_weights_sha256, inputs.student_round),
+        distill=ToolLineage(inputs.run_distill_version, distill.__version__, commit, dirty),
+    )
+
+
+@dataclass(frozen=True)
+class ShipDecision:
+    """What shipping decided before writing: the readiness verdict and any overridden refusals."""
+
+    readiness: ReadinessVerdict
+    reasons: tuple[str, ...]
+    forced: bool
+
+
+def describe_deployment(
+    inputs: ShipInputs, env: MjxGoalEnv, target: TargetProfile, model: ModelSection, replay: ReplaySet,
+    decision: ShipDecision, bundle: str, files: Mapping[str, str],
+) -> DeployDescription:
+    observation, goal = observation_sections(env)
+    lat = inputs.latency
+    return DeployDescription(
+        bundle=bundle,
+        created=utc_now_iso(),
+        env=inputs.env_name,
+        target=TargetSection(target.name, target.robot, target.device, target.jetpack, target.tensorrt,
+                             target.onnx_opset, target.control_hz, target.period_ms, target.budget_p99_ms),
+        model=model,
+        observation=observation,
+        goal=goal,
+        action=env.action_semantics(),
+        latency=LatencySection(lat.backend, lat.device, inputs.latency_host, lat.median_ms, lat.p99_ms, lat.n_calls,
+                               target.budget_p99_ms, lat.p99_ms <= target.budget_p99_ms),
+        readiness=decision.readiness,
+        forced=decision.forced and bool(decision.reasons),
+        forced_reasons=decision.reasons if decision.forced else (),
+        replay=ReplaySection(files["replay_obs"], files["replay_actions"], int(replay.obs.shape[0]),
+                             f"{model.file} in ONNX Runtime {_ort_version()} (CPU)", replay.shipped_vs_fp32,
+                             replay.tolerance_onnx, replay.tolerance_engine),
+        lineage=lineage(inputs),
+        files=files,
+    )
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__

@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""Runs a distilled student on the robot: the TensorRT engine that build_engine.sh built, or the
+bundle's ONNX through ONNX Runtime when the engine cannot run here.
+
+Needs Python 3.8+, numpy, and `tensorrt` (JetPack 5.1 ships 8.5) or `onnxruntime`; nothing else
+(no distill, torch or jax). Run it from anywhere: files are found next to this script.
+
+    python3 run_policy.py --replay              the shipped observations must give the student's actions
+    python3 run_policy.py --replay --onnx       the same through ONNX Runtime
+    python3 run_policy.py --bench 5000          time act() at batch 1 against the inference budget
+    python3 run_policy.py parse-trtexec LOG     trtexec timing log -> device_timings.json, PASS/FAIL
+
+In the robot's controller (feed raw observations laid out as deploy.yaml says; normalisation and
+tanh are inside the model):
+
+    from run_policy import FixedRateLoop, PolicyRunner
+    policy = PolicyRunner.load()                 # engine if it runs here, else ONNX Runtime
+    FixedRateLoop().run(lambda: send(policy.act(read_observation())))
+
+Device buffers for the engine go through the CUDA runtime library with ctypes: JetPack 5.1 ships
+neither pycuda nor cuda-python (pycuda must be compiled on the robot against CUDA 11.4), while
+libcudart is always there because TensorRT itself links it. Six runtime calls are all we need.
+
+This file is a template inside distill (distill/ship/robot/run_policy.py); `distill ship` fills in
+the bundle constants and pastes the trtexec parser in place of the marked blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import os
+import sys
+import time
+import warnings
+from typing import Callable
+
+import numpy as np
+
+# >>> bundle constants: `distill ship` writes the values of this block
+BUNDLE_NAME = "template"
+ONNX_FILE = "student.onnx"
+ENGINE_FILE = "student.engine"
+PRECISION = "fp32"
+INPUT_NAME = "obs"
+OUTPUT_NAME = "action"
+INPUT_DIM = 0
+ACTION_DIM = 0
+CONTROL_HZ = 50.0
+BUDGET_MS = 1.0
+REPLAY_OBS_FILE = "replay_obs.npy"
+REPLAY_ACTIONS_FILE = "replay_actions.npy"
+TOLERANCE_ONNX = 0.0001
+TOLERANCE_ENGINE = 0.01
+TIMINGS_FILE = "device_timings.json"
+# <<< bundle constants
+
+# >>> trtexec_summary: `distill ship` pastes distill/ship/robot/trtexec_summary.py here
+from trtexec_summary import TrtexecParseError, parse_trtexec_log
+
+# <<< trtexec_summary
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WARN_EVERY_S = 1.0
+"""At most one overrun warning per second: printing at 50 Hz would itself cause overruns."""
+
+
+def bundle_path(name: str) -> str:
+    return name if os.path.isabs(name) else os.path.join(HERE, name)
+
+
+def say(message: str) -> None:
+    print("run_policy: " + message, file=sys.stderr)
+
+
+# --- runtimes --------------------------------------------------------------------------------
+class OnnxRuntimePolicy:
+    """The ONNX on the CPU, one thread, sequential: how the host measured it."""
+
+    kind = "onnxruntime"
+
+    def __init__(self, path: str, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+        self.description = f"ONNX Runtime {ort.__version__} (CPU, {threads} thread) on {os.path.basename(path)}"
+
+    def run(self, obs: np.ndarray) -> np.ndarray:
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: obs})[0]
+
+
+def _load_cudart() -> ctypes.CDLL:
+    found = ctypes.util.find_library("cudart")
+    candidates = [found] if found else []
+    candidates += ["libcudart.so", "libcudart.so.11.0", "/usr/local/cuda/lib64/libcudart.so"]
+    for name in candidates:
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    raise OSError("the CUDA runtime library (libcudart.so) was not found; tried " + ", ".join(candidates))
+
+
+class CudaRuntime:
+    """Pinned host buffers, device buffers, one stream and async copies, through libcudart."""
+
+    HOST_TO_DEVICE = 1
+    DEVICE_TO_HOST = 2
+
+    def __init__(self) -> None:
+        lib = _load_cudart()
+        vp, size = ctypes.c_void_p, ctypes.c_size_t
+        signatures = {
+            "cudaMalloc": [ctypes.POINTER(vp), size],
+            "cudaMallocHost": [ctypes.POINTER(vp), size],
+            "cudaStreamCreate": [ctypes.POINTER(vp)],
+            "cudaStreamSynchronize": [vp],
+            "cudaMemcpyAsync": [vp, vp, size, ctypes.c_int, vp],
+        }
+        for name, argtypes in signatures.items():
+            getattr(lib, name).argtypes = argtypes
+            getattr(lib, name).restype = ctypes.c_int
+        lib.cudaGetErrorString.argtypes = [ctypes.c_int]
+        lib.cudaGetErrorString.restype = ctypes.c_char_p
+        self.lib = lib
+
+    def _check(self, status: int, call: str) -> None:
+        if status != 0:
+            raise RuntimeError(f"{call} failed: {self.lib.cudaGetErrorString(status).decode()}")
+
+    def _alloc(self, call: str, nbytes: int) -> int:
+        ptr = ctypes.c_void_p()
+        self._check(getattr(self.lib, call)(ctypes.byref(ptr), nbytes), call)
+        return int(ptr.value)
+
+    def device_buffer(self, nbytes: int) -> int:
+        return self._alloc("cudaMalloc", nbytes)
+
+    def host_array(self, shape: tuple, dtype: np.dtype) -> np.ndarray:
+        """A numpy array over page-locked memory, so copies run asynchronously on the stream."""
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        ptr = self._alloc("cudaMallocHost", nbytes)
+        return np.frombuffer((ctypes.c_char * nbytes).from_address(ptr), dtype=dtype).reshape(shape)
+
+    def stream(self) -> int:
+        handle = ctypes.c_void_p()
+        self._check(self.lib.cudaStreamCreate(ctypes.byref(handle)), "cudaStreamCreate")
+        return int(handle.value or 0)
+
+    def copy(self, dst: int, src: int, nbytes: int, kind: int, stream: int) -> None:
+        self._check(self.lib.cudaMemcpyAsync(dst, src, nbytes, kind, stream), "cudaMemcpyAsync")
+
+    def synchronize(self, stream: int) -> None:
+        self._check(self.lib.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+
+
+class TensorRTPolicy:
+    """The engine through TensorRT 8.5's named-tensor API (set_tensor_address, execute_async_v3)."""
+
+    kind = "tensorrt"
+
+    def __init__(self, path: str) -> None:
+        import tensorrt as trt
+
+        self.cuda = CudaRuntime()
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        with open(path, "rb") as f:
+            self.engine = self.runtime.deserialize_cuda_engine(f.read())
+        if self.engine is None:
+            raise RuntimeError(f"TensorRT {trt.__version__} cannot deserialize {path}: an engine loads only on the GPU and TensorRT "
+                               "version that built it; rebuild it here with build_engine.sh")
+        self.context = self.engine.create_execution_context()
+        if not hasattr(self.context, "execute_async_v3"):
+            raise RuntimeError(f"TensorRT {trt.__version__} has no execute_async_v3 (it came in 8.5)")
+        self.stream = self.cuda.stream()
+        self.host = {}
+        self.device = {}
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            shape = tuple(self.engine.get_tensor_shape(name))
+            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
+            self.host[name] = self.cuda.host_array(shape, dtype)
+            self.device[name] = self.cuda.device_buffer(self.host[name].nbytes)
+            self.context.set_tensor_address(name, self.device[name])
+        want = {INPUT_NAME: (1, INPUT_DIM), OUTPUT_NAME: (1, ACTION_DIM)}
+        got = {name: self.host[name].shape for name in self.host}
+        if got != want:
+            raise RuntimeError(f"{path} has tensors {got}, this bundle expects {want}")
+        self.description = f"TensorRT {trt.__version__} engine {os.path.basename(path)} ({PRECISION})"
+
+    def run(self, obs: np.ndarray) -> np.ndarray:
+        src, dst = self.host[INPUT_NAME], self.host[OUTPUT_NAME]
+        src[...] = obs
+        self.cuda.copy(self.device[INPUT_NAME], src.ctypes.data, src.nbytes, CudaRuntime.HOST_TO_DEVICE, self.stream)
+        if not self.context.execute_async_v3(self.stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed; see TensorRT's log above")
+        self.cuda.copy(dst.ctypes.data, self.device[OUTPUT_NAME], dst.nbytes, CudaRuntime.DEVICE_TO_HOST, self.stream)
+        self.cuda.synchronize(self.stream)
+        return dst.astype(np.float32)
+
+
+class PolicyRunner:
+    """One policy behind `act(obs) -> action`, whichever runtime loaded it."""
+
+    def __init__(self, runtime, tolerance: float, fallback_reason: str = "") -> None:
+        self.runtime = runtime
+        self.tolerance = tolerance
+        """How far this runtime's actions may be from the student's (replay_actions.npy)."""
+        self.fallback_reason = fallback_reason
+
+    @classmethod
+    def load(cls, prefer: str = "auto", engine: str | None = None, onnx: str | None = None) -> PolicyRunner:
+        """prefer: "engine" or "auto" try the engine first and fall back to ONNX Runtime with the
+        reason on stderr; "onnx" goes straight to ONNX Runtime."""
+        engine_path = bundle_path(engine or ENGINE_FILE)
+        onnx_path = bundle_path(onnx or ONNX_FILE)
+        reason = ""
+        if prefer != "onnx":
+            if not os.path.isfile(engine_path):
+                reason = f"no engine at {engine_path} (build it with ./build_engine.sh)"
+            else:
+                try:
+                    return cls(TensorRTPolicy(engine_path), TOLERANCE_ENGINE)
+                except (ImportError, OSError, RuntimeError, AttributeError, TypeError) as exc:
+                    reason = f"the engine cannot run here: {type(exc).__name__}: {exc}"
+            say(reason + "; falling back to ONNX Runtime on the CPU")
+        try:
+            return cls(OnnxRuntimePolicy(onnx_path), TOLERANCE_ONNX, reason)
+        except ImportError:
+            raise SystemExit("run_policy: neither the engine nor onnxruntime can run here ({}); install "
+                             "onnxruntime or build the engine".format(reason or "onnxruntime is not installed"))
+
+    @property
+    def description(self) -> str:
+        return self.runtime.description
+
+    def act(self, obs) -> np.ndarray:
+        """Action [ACTION_DIM] in [-1, 1] for one raw observation [INPUT_DIM]."""
+        row = np.asarray(obs, dtype=np.float32)
+        if row.size != INPUT_DIM:
+            raise ValueError(f"observation has {row.size} values; the policy takes {INPUT_DIM} (see deploy.yaml)")
+        return np.array(self.runtime.run(row.reshape(1, INPUT_DIM)), dtype=np.float32).reshape(ACTION_DIM)
+
+
+# --- the controller's clock ------------------------------------------------------------------
+class FixedRateLoop:
+    """Calls `step()` once per control period and sleeps to the next tick; warns (at most once a
+    second, with counts) when a step overruns the inference budget or the whole period.
+
+    The budget check times the whole step: give `budget_ms=None` when the step does more than
+    inference (reading sensors, sending commands) and only the period matters."""
+
+    def __init__(self, rate_hz: float = CONTROL_HZ, budget_ms: float | None = BUDGET_MS,
+                 clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep) -> None:
+        if rate_hz <= 0:
+            raise ValueError("rate_hz must be positive")
+        self.period_s = 1.0 / rate_hz
+        self.budget_ms = budget_ms
+        self.clock = clock
+        self.sleep = sleep
+        self.steps = 0
+        self.period_overruns = 0
+        self.budget_overruns = 0
+        self.worst_ms = 0.0
+        self._last_warning: float | None = None
+
+    def _warn(self, now: float, message: str) -> None:
+        if self._last_warning is None or now - self._last_warning >= WARN_EVERY_S:
+            self._last_warning = now
+            warnings.warn(f"{message} ({self.period_overruns} period and {self.budget_overruns} budget overruns in {self.steps} steps)", RuntimeWarning, stacklevel=3)
+
+    def _account(self, start: float, end: float) -> None:
+        took_ms = (end - start) * 1000.0
+        self.steps += 1
+        self.worst_ms = max(self.worst_ms, took_ms)
+        if took_ms > self.period_s * 1000.0:
+            self.period_overruns += 1
+            self._warn(end, f"step took {took_ms:.3f} ms, over the {self.period_s * 1000.0:.3f} ms period")
+        elif self.budget_ms is not None and took_ms > self.budget_ms:
+            self.budget_overruns += 1
+            self._warn(end, f"step took {took_ms:.3f} ms, over the {self.budget_ms:g} ms inference budget")
+
+    def run(self, step: Callable[[], object], steps: int | None = None,
+            should_stop: Callable[[], bool] | None = None) -> None:
+        """Runs until `steps` steps are done or `should_stop()` is true; a late step restarts the
+        schedule rather than bursting to catch up."""
+        next_tick = self.clock()
+        while (steps is None or self.steps < steps) and not (should_stop and should_stop()):
+            start = self.clock()
+            step()
+            end = self.clock()
+            self._account(start, end)
+            next_tick += self.period_s
+            delay = next_tick - self.clock()
+            if delay > 0:
+                self.sleep(delay)
+            else:
+                next_tick = self.clock()
+
+
+# --- commands --------------------------------------------------------------------------------
+def replay(runner: PolicyRunner) -> int:
+    obs = np.load(bundle_path(REPLAY_OBS_FILE))
+    want = np.load(bundle_path(REPLAY_ACTIONS_FILE))
+    if obs.shape != (obs.shape[0], INPUT_DIM) or want.shape != (obs.shape[0], ACTION_DIM):
+        say(f"replay files have shapes {obs.shape} and {want.shape}; expected (N, {INPUT_DIM}) and (N, {ACTION_DIM})")
+        return 2
+    got = np.stack([runner.act(row) for row in obs])
+    err = np.abs(got - want).max(axis=1)
+    worst = int(np.argmax(err))
+    line = f"{obs.shape[0]} rows through {runner.description}: max |action - student| = {float(err[worst]):.3g} (tolerance {runner.tolerance:g})"
+    if float(err[worst]) <= runner.tolerance and np.all(np.isfinite(got)):
+        print("replay OK: " + line)
+        return 0
+    np.set_printoptions(precision=5, suppress=True, linewidth=120)
+    print("replay FAILED: " + line)
+    print(f"worst row {worst}: obs {obs[worst]}")
+    print(f"  got    {got[worst]}")
+    print(f"  wanted {want[worst]}")
+    return 1
+
+
+def bench(runner: PolicyRunner, calls: int) -> int:
+    """Batch-1 latency of act() as the controller sees it (copies and dispatch included)."""
+    if calls < 1:
+        say("--bench needs at least 1 call")
+        return 2
+    path = bundle_path(REPLAY_OBS_FILE)
+    rows = np.load(path) if os.path.isfile(path) else np.zeros((1, INPUT_DIM), np.float32)
+    for i in range(min(calls, 200)):
+        runner.act(rows[i % len(rows)])
+    times: list[float] = []
+    for i in range(calls):
+        start = time.perf_counter()
+        runner.act(rows[i % len(rows)])
+        times.append((time.perf_counter() - start) * 1000.0)
+    median, p99 = (float(v) for v in np.percentile(times, [50, 99]))
+    word = "PASS" if p99 <= BUDGET_MS else "FAIL"
+    print(f"{word}: act() p99 {p99:.4f} ms vs budget {BUDGET_MS:g} ms (median {median:.4f} ms, {calls} calls, {runner.description})")
+    return 0 if word == "PASS" else 1
+
+
+def write_atomic(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def parse_trtexec(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="run_policy.py parse-trtexec",
+                                     description="trtexec timing log -> device_timings.json and PASS/FAIL")
+    parser.add_argument("log", help="what trtexec printed for the --loadEngine timing run")
+    parser.add_argument("--out", default=TIMINGS_FILE, help="JSON to write (default: %(default)s)")
+    parser.add_argument("--precision", default=PRECISION)
+    parser.add_argument("--device", default="", help="device name (default: trtexec's 'Selected Device')")
+    parser.add_argument("--budget-ms", type=float, default=BUDGET_MS)
+    args = parser.parse_args(argv)
+    with open(args.log) as f:
+        text = f.read()
+    try:
+        timing = parse_trtexec_log(text, precision=args.precision, device=args.device)
+    except TrtexecParseError as exc:
+        say(f"{args.log}: {exc}")
+        return 2
+    write_atomic(args.out, timing.to_json())
+    print(timing.verdict_line(args.budget_ms))
+    print(f"timings written to {args.out}")
+    return 0 if timing.meets(args.budget_ms) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["parse-trtexec"]:
+        return parse_trtexec(argv[1:])
+    parser = argparse.ArgumentParser(prog="run_policy.py", description=__doc__.split("\n\n")[0])
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--engine", nargs="?", const=ENGINE_FILE, help="TensorRT engine (default: %(const)s)")
+    which.add_argument("--onnx", nargs="?", const=ONNX_FILE, help="ONNX Runtime on this file (default: %(const)s)")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--replay", action="store_true", help="check the shipped rows against the student's actions")
+    action.add_argument("--bench", type=int, metavar="N", help="time N act() calls against the budget")
+    args = parser.parse_args(argv)
+    prefer = "onnx" if args.onnx else ("engine" if args.engine else "auto")
+    runner = PolicyRunner.load(prefer, engine=args.engine, onnx=args.onnx)
+    say(f"bundle {BUNDLE_NAME}: {runner.description}")
+    return replay(runner) if args.replay else bench(runner, args.bench)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""A privileged teacher and a deployable student: on `reacher_egocentric` the teacher reads the
+reacher's observation (13 dims, fingertip and target in the world frame) and the student only joint
+angles, joint velocities and the target relative to the fingertip (8 dims). Each must get its own
+observation everywhere: rollouts, dataset, fitting, export and evaluation."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from distill.bench.onnx_success import evaluate_onnx
+from distill.dagger import DaggerConfig, evaluate_student, evaluation_key, run_dagger
+from distill.data import RolloutReader
+from distill.envs import make_env
+from distill.errors import DistillError
+from distill.export.onnx_export import export_onnx, onnx_io
+from distill.students.mlp import build_student
+from distill.students.presets import get_preset, load_train_config
+from distill.teachers import load_teacher
+
+CFG = DaggerConfig(rounds=2, envs=32, eval_episodes=32, heldout_envs=32)
+PRESET = "mlp_2x256"
+
+
+@pytest.fixture(scope="module")
+def env():
+    return make_env("reacher_egocentric")
+
+
+def egocentric_from_teacher(teacher_obs: np.ndarray, joint_vel: np.ndarray) -> np.ndarray:
+    """The student's observation rebuilt from the teacher's (and the joint velocities, which the
+    teacher does not observe): cos/sin of the joints, velocities, target − fingertip in x, y."""
+    return np.concatenate([teacher_obs[:, 0:4], joint_vel, teacher_obs[:, 10:12] - teacher_obs[:, 4:6]], 1)
+
+
+def test_spec_declares_both_observations(env):
+    spec = env.spec
+    assert spec.asymmetric and spec.input_dim == 13 and spec.student_input_dim == 8
+    assert spec.student_observation.goal_dim == 2 and spec.student_observation.names[-2:] == ("goal_rel_x", "goal_rel_y")
+    assert not make_env("reacher").spec.asymmetric
+    assert make_env("reacher").spec.student_input_dim == 13
+
+
+def test_state_carries_both_observations(env):
+    state = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 8))
+    state = jax.jit(jax.vmap(env.step))(state, jax.numpy.full((8, 2), 0.5))
+    teacher_obs, student_obs = np.asarray(state.obs), np.asarray(state.student_obs)
+    assert teacher_obs.shape == (8, 13) and student_obs.shape == (8, 8)
+    np.testing.assert_allclose(student_obs, egocentric_from_teacher(teacher_obs, np.asarray(state.data.qvel[:, :2])),
+                               atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, env):
+    root = tmp_path_factory.mktemp("asym")
+    teacher = load_teacher("reacher_8")  # trained on `reacher`: its observation is this env's teacher observation
+    result = run_dagger(env, teacher, get_preset(PRESET), load_train_config(PRESET), CFG, root / "rollouts.h5",
+                        root / "student", lineage={"test": True})
+    return root, result, teacher
+
+
+def test_dataset_stores_each_observation_under_its_name(run):
+    root, _, _ = run
+    reader = RolloutReader(root / "rollouts.h5")
+    meta = reader.meta
+    assert meta.asymmetric and meta.teacher_input_dim == 13 and meta.obs_dim + meta.goal_dim == 8
+    assert meta.obs_names[-2:] == ("goal_rel_x", "goal_rel_y") and meta.teacher_obs_names[-3:] == ("goal_x", "goal_y", "goal_z")
+    data = reader.read(("obs", "teacher_obs", "goal", "teacher_action", "teacher_mean"))
+    assert data["obs"].shape[1] == 8 and data["teacher_obs"].shape[1] == 13
+    np.testing.assert_array_equal(data["teacher_obs"][:, 10:], data["goal"])  # the teacher's holds the world goal
+    np.testing.assert_allclose(data["obs"][:, :4], data["teacher_obs"][:, :4], atol=1e-6)
+    np.testing.assert_allclose(data["obs"][:, 6:], data["teacher_obs"][:, 10:12] - data["teacher_obs"][:, 4:6], atol=1e-6)
+    np.testing.assert_allclose(data["teacher_action"], np.tanh(data["teacher_mean"]), atol=1e-6)
+
+
+def test_teacher_labels_come_from_the_teacher_observation(run):
+    root, _, teacher = run
+    data = RolloutReader(root / "rollouts.h5").read(("teacher_obs", "teacher_action"))
+    again = np.asarray(teacher.act(data["teacher_obs"][:512]))
+    np.testing.assert_allclose(data["teacher_action"][:512], again, rtol=1e-5, atol=2e-5)
+
+
+def test_student_reads_its_own_observation_and_learns(run, env):
+    _, result, _ = run
+    student = result.student
+    assert student.input_dim == 8
+    random_student = build_student(get_preset(PRESET), 8, 2, seed=0)
+    random_metrics = evaluate_student(env, random_student, evaluation_key(CFG), CFG.eval_episodes)
+    trained = result.rounds[-1].student
+    assert trained.time_at_goal > random_metrics.time_at_goal + 10
+    assert np.isfinite(result.rounds[-1].critic_gap)
+
+
+def test_exported_student_takes_the_student_observation(run, env, tmp_path):
+    _, result, _ = run
+    export = export_onnx(result.student, tmp_path / "student.onnx")
+    import onnx
+
+    assert onnx_io(onnx.load(str(export.path)))["inputs"] == {"obs": [1, 8]}
+    onnx_metrics = evaluate_onnx(env, export.path, evaluation_key(CFG), CFG.eval_episodes, progress=False)
+    mirror = result.rounds[-1].student
+    assert abs(onnx_metrics.time_at_goal - mirror.time_at_goal) < 1.0
+
+
+def test_teacher_of_another_observation_is_refused(env, tmp_path):
+    teacher = load_teacher("ant_16", random_init=True)
+    with pytest.raises(DistillError, match="teacher observation"):
+        run_dagger(env, teacher, get_preset(PRESET), load_train_config(PRESET), CFG, tmp_path / "r.h5",
+                   tmp_path / "s", lineage={})
