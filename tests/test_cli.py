@@ -111,8 +111,10 @@ def test_env_list_gives_every_env_with_its_dims(capsys):
     assert set(rows) == set(ENV_FACTORIES)
     for name, cells in rows.items():
         spec = make_env(name).spec
-        assert cells[1:5] == [str(spec.obs_dim), str(spec.goal_dim), str(spec.action_dim), str(spec.episode_length)]
-    assert rows["reacher"][1:5] == ["10", "3", "2", "50"]
+        assert cells[1:6] == [str(spec.obs_dim), str(spec.goal_dim), str(spec.action_dim),
+                              str(spec.student_input_dim), str(spec.episode_length)]
+    assert rows["reacher"][1:6] == ["10", "3", "2", "13", "50"]
+    assert rows["reacher_egocentric"][1:6] == ["10", "3", "2", "8", "50"]  # the student sees less
 
 
 def test_teacher_list_reads_the_zoo(capsys, tmp_path, monkeypatch):

@@ -15,9 +15,10 @@ def _list(args: argparse.Namespace) -> int:
     rows = []
     for name in ENV_FACTORIES:
         spec = make_env(name).spec
-        rows.append((name, spec.obs_dim, spec.goal_dim, spec.action_dim, spec.episode_length,
-                     f"{spec.control_dt:g} s", f"{spec.success_radius:g}"))
-    print(format_table(("env", "state", "goal", "actions", "episode", "control dt", "success radius"), rows))
+        rows.append((name, spec.obs_dim, spec.goal_dim, spec.action_dim, spec.student_input_dim,
+                     spec.episode_length, f"{spec.control_dt:g} s", f"{spec.success_radius:g}"))
+    print(format_table(("env", "state", "goal", "actions", "student input", "episode", "control dt",
+                        "success radius"), rows))
     return 0
 
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser("env", help="list, describe and render environments")
     esub = group.add_subparsers(dest="env_command", metavar="ACTION", required=True)
 
-    listing = esub.add_parser("list", help="every env: state, goal and action dims, episode length, dt")
+    listing = esub.add_parser("list", help="every env: state, goal and action dims, the student's input, episode length, dt")
     listing.set_defaults(func=_list)
 
     info = esub.add_parser("info", help="dims, observation fields, dt, episode length")

@@ -15,7 +15,7 @@ def _dims(args: argparse.Namespace) -> tuple[int, int] | None:
         from distill.envs import make_env
 
         spec = make_env(args.env).spec
-        return spec.input_dim, spec.action_dim
+        return spec.student_input_dim, spec.action_dim
     if (args.input_dim is None) != (args.action_dim is None):
         raise DistillError("--input-dim and --action-dim go together: parameters depend on both")
     if args.input_dim is None:
@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     psub = group.add_subparsers(dest="preset_command", metavar="ACTION", required=True)
     listing = psub.add_parser("list", help="presets with depth and width, the default marked; "
                                            "parameter counts for the given dims")
-    listing.add_argument("--env", help="count parameters for this env's input and action dims (default: no counts)")
+    listing.add_argument("--env", help="count parameters for this env's student input and action dims (default: no counts)")
     listing.add_argument("--input-dim", type=int, help="count parameters for this many inputs, state + goal "
                                                        "(default: no counts)")
     listing.add_argument("--action-dim", type=int, help="... and this many actions (default: no counts)")
