@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -197,6 +198,13 @@ def test_run_log_keeps_the_distill_loggers_records_and_the_outcome(tmp_path):
     assert "command  distill first" in text and "command  distill second" in text
     assert re.search(r"=== finished .* ok$", text, re.MULTILINE)
     assert "failed: DistillError: bad input" in text
+
+
+def test_git_state_only_for_the_checkout_itself(tmp_path):
+    assert git_state(tmp_path) is None  # not a git work tree
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "inner").mkdir()
+    assert git_state(tmp_path / "inner") is None  # inside a repository, but not its top
 
 
 # --- one finished run: run.log, eval ---------------------------------------------------------------
