@@ -5,9 +5,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TEACHER ?= reacher_8
 RUN ?=
+PRESETS ?= mlp_1x32,mlp_2x64,mlp_2x256,mlp_4x512
 STAMP := $(VENV)/.installed
 
-.PHONY: distill test test-slow teacher venv clean
+.PHONY: distill bench dagger-vs-bc test test-slow teacher venv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,12 @@ venv: $(STAMP)
 
 distill: $(STAMP)
 	$(BIN)/distill run --teacher $(TEACHER) $(if $(RUN),--run $(RUN),)
+
+bench: $(STAMP)
+	$(BIN)/distill sweep --teacher $(TEACHER) --presets $(PRESETS)
+
+dagger-vs-bc: $(STAMP)
+	$(BIN)/python benchmarks/dagger_vs_bc.py
 
 teacher: $(STAMP)
 	$(BIN)/distill teacher train --name $(TEACHER)

@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "distill.commands.preset",
     "distill.commands.ship",
     "distill.commands.bench",
+    "distill.commands.engine",
+    "distill.commands.sweep",
 )
 
 

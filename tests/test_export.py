@@ -20,9 +20,11 @@ from distill.export.onnx_export import (
     ort_session,
     run_onnx,
     sha256_file,
+    validate_onnx,
 )
 from distill.export.precision import count_qdq, make_fp16, make_int8_qdq
 from distill.export.tensorrt import build_engine, trtexec_command
+from distill.export.trt_readiness import check_tensorrt85
 from distill.students.fit import fit_normalizer, fit_student
 from distill.students.mlp import build_student
 from distill.students.presets import get_preset, load_train_config
@@ -50,6 +52,61 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
     result = export_onnx(student, out / "nested" / "student.onnx")
     return student, obs, result
+
+
+@pytest.fixture(scope="module")
+def variants(trained, tmp_path_factory):
+    """fp32 export and its fp16 / int8 QDQ variants, each written once through the library."""
+    _, obs, result = trained
+    out = tmp_path_factory.mktemp("variants")
+    return {
+        "fp32": result,
+        "fp16": make_fp16(result.path, out / "student.fp16.onnx", eval_obs=obs[-256:]),
+        "int8": make_int8_qdq(result.path, out / "student.int8.qdq.onnx", obs[:1024], eval_obs=obs[-256:]),
+    }
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_every_export_passes_full_checker_and_tensorrt85_readiness(variants, precision):
+    path = variants[precision].path
+    onnx.checker.check_model(str(path), full_check=True)  # raises, e.g. on nodes out of topological order
+    readiness = check_tensorrt85(path)
+    assert readiness.ok, readiness.problems
+    assert readiness.opset == 17 and readiness.input_shapes == {INPUT_NAME: (1, IN_DIM)}
+    assert readiness.op_counts["Gemm"] == 3
+    assert ("QuantizeLinear" in readiness.op_counts) == (precision == "int8")
+    assert ("Cast" in readiness.op_counts) == (precision == "fp16")
+
+
+def test_fp16_nodes_are_in_topological_order(variants):
+    """onnxruntime's converter appends the float32 I/O Casts after their consumers; make_fp16 sorts."""
+    graph = onnx.load(str(variants["fp16"].path)).graph
+    produced = {i.name for i in graph.initializer} | {i.name for i in graph.input}
+    for node in graph.node:
+        assert all(name in produced for name in node.input if name), node.name
+        produced.update(node.output)
+    assert graph.node[0].op_type == "Cast" and graph.node[0].input[0] == INPUT_NAME
+
+
+def test_export_refused_before_it_lands_when_not_tensorrt85_ready(trained, tmp_path):
+    student, _, _ = trained
+    target = tmp_path / "student.onnx"
+    with pytest.raises(DistillError, match=r"not ready for TensorRT 8\.5.*opset 18 > 17"):
+        export_onnx(student, target, opset=18)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_rejects_unsorted_nodes_in_one_line(trained, tmp_path):
+    _, _, result = trained
+    model = onnx.load(str(result.path))
+    nodes = list(model.graph.node)
+    model.graph.ClearField("node")
+    model.graph.node.extend(nodes[::-1])
+    bad = tmp_path / "unsorted.onnx"
+    onnx.save(model, str(bad))
+    with pytest.raises(DistillError, match="full check: Nodes in a graph must be topologically sorted") as err:
+        validate_onnx(bad)
+    assert "\n" not in str(err.value)
 
 
 def test_export_graph_is_opset17_with_static_obs_and_action(trained):
@@ -92,9 +149,9 @@ def test_tampered_file_fails_parity(trained, tmp_path):
     assert check_parity(result.path, student, obs[:64]) <= 1e-5
 
 
-def test_fp16_variant_runs_in_ort_and_stays_close(trained, tmp_path):
-    _, obs, result = trained
-    variant = make_fp16(result.path, tmp_path / "student_fp16.onnx", eval_obs=obs[-256:])
+def test_fp16_variant_runs_in_ort_and_stays_close(trained, variants):
+    _, obs, _ = trained
+    variant = variants["fp16"]
     model = onnx.load(str(variant.path))
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -104,9 +161,9 @@ def test_fp16_variant_runs_in_ort_and_stays_close(trained, tmp_path):
     assert run_onnx(ort_session(variant.path), obs[:4]).shape == (4, ACT_DIM)
 
 
-def test_int8_qdq_variant_has_qdq_nodes_and_stays_close(trained, tmp_path):
-    _, obs, result = trained
-    variant = make_int8_qdq(result.path, tmp_path / "student_int8.onnx", obs[:1024], eval_obs=obs[-256:])
+def test_int8_qdq_variant_has_qdq_nodes_and_stays_close(trained, variants):
+    _, obs, _ = trained
+    variant = variants["int8"]
     ops = [n.op_type for n in onnx.load(str(variant.path)).graph.node]
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     assert variant.qdq_nodes == count_qdq(variant.path) > 0
@@ -126,7 +183,7 @@ def test_variant_tolerance_is_enforced(trained, tmp_path):
 @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
 def test_build_engine_without_tensorrt_says_how_to_install(trained, tmp_path):
     _, _, result = trained
-    with pytest.raises(DistillError, match=r"TensorRT is not installed: pip install \.\[tensorrt\]"):
+    with pytest.raises(DistillError, match=r"TensorRT is not installed.*JetPack.*build_engine\.sh"):
         build_engine(result.path, tmp_path / "student.engine", "fp16")
     assert not (tmp_path / "student.engine").exists()
 

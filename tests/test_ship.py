@@ -311,11 +311,41 @@ def test_run_policy_needs_nothing_newer_than_python38(unpacked, tmp_path):
     assert vermin(newer).returncode != 0, "vermin must flag a 3.9-only call"
 
 
-@pytest.mark.skipif(not os.environ.get("DISTILL_PY38"), reason="set DISTILL_PY38 to a Python 3.8 with numpy + onnxruntime")
-def test_run_policy_replays_under_a_real_python38(unpacked):
-    proc = subprocess.run([os.environ["DISTILL_PY38"], "-I", str(unpacked / "run_policy.py"), "--replay", "--onnx"],
+def _python38() -> str | None:
+    """A Python 3.8 interpreter: $DISTILL_PY38, python3.8 on PATH, or pyenv's."""
+    found = [os.environ.get("DISTILL_PY38"), *sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.8*/bin/python")),
+             shutil.which("python3.8")]
+    for python in filter(None, found):
+        probe = subprocess.run([python, "-c", "import sys; assert sys.version_info[:2] == (3, 8)"],
+                               capture_output=True, check=False, timeout=60)
+        if probe.returncode == 0:  # pyenv's shims exist but fail when 3.8 is not selected
+            return python
+    return None
+
+
+@pytest.fixture(scope="module")
+def robot_venv(tmp_path_factory) -> Path:
+    """A Python 3.8 virtual environment with only numpy and onnxruntime, as on the Go2's Jetson."""
+    python = _python38()
+    if python is None:
+        pytest.skip("no Python 3.8 interpreter here (set DISTILL_PY38, or install python3.8)")
+    venv = tmp_path_factory.mktemp("py38") / "venv"
+    made = subprocess.run([python, "-m", "venv", str(venv)], check=False, capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")})
+    assert made.returncode == 0, made.stderr
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "numpy", "onnxruntime"],
+                         check=False, capture_output=True, text=True, timeout=600)
+    assert pip.returncode == 0, pip.stderr
+    return venv / "bin" / "python"
+
+
+def test_run_policy_replays_under_a_real_python38(unpacked, robot_venv):
+    proc = subprocess.run([str(robot_venv), "-I", str(unpacked / "run_policy.py"), "--replay", "--onnx"],
                           check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    version = subprocess.run([str(robot_venv), "-c", "import sys; print(sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout
+    assert version.strip() == "(3, 8)"
 
 
 def test_shipped_script_carries_the_one_trtexec_parser(unpacked):
@@ -376,6 +406,22 @@ def test_refuses_a_student_over_budget_unless_forced(tmp_path):
     assert result.forced and "misses the go2 budget" in result.reasons[0]
     assert result.deploy.forced and result.deploy.forced_reasons == result.reasons
     assert result.deploy.latency.meets_budget is False
+
+
+def test_shipped_file_is_checked_for_tensorrt85_and_refused_when_not_ready(run_dir, shipped, tmp_path):
+    assert shipped.deploy.readiness.checked and shipped.deploy.readiness.ok
+    copy = tmp_path / "students" / "opset18"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("ship"))
+    import onnx
+
+    model = onnx.load(str(copy / "student.onnx"))
+    model.opset_import[0].version = 18  # TensorRT 8.5's parser stops at opset 17
+    onnx.save(model, str(copy / "student.onnx"))
+    with pytest.raises(DistillError, match=r"not ready for TensorRT 8\.5: .*opset 18"):
+        build_bundle(copy, precision="fp32")
+    assert not (copy / "ship").exists()
+    forced = build_bundle(copy, precision="fp32", force=True)
+    assert forced.deploy.forced and not forced.deploy.readiness.ok
 
 
 def test_cli_refusals_are_one_line_and_write_nothing(run_dir, tmp_path, capsys):
@@ -454,7 +500,9 @@ def test_timings_travel_from_the_robot_script_to_distill_bench(unpacked, tmp_pat
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("PASS: p99 0.2080 ms vs budget 1 ms")
     timing = load_device_timings(out)
-    assert timing == parse_trtexec_log(TRTEXEC_85_LOG, precision="fp16", device="NVIDIA Jetson Orin NX")
+    onnx_sha = hashlib.sha256((unpacked / "student.fp16.onnx").read_bytes()).hexdigest()
+    assert timing == replace(parse_trtexec_log(TRTEXEC_85_LOG, precision="fp16", device="NVIDIA Jetson Orin NX"),
+                             bundle=unpacked.name, model_sha256=onnx_sha)
     assert load_device_timings(log).p99_ms == timing.p99_ms
     verdict = device_verdict(timing, load_target("go2"), out)
     assert verdict.meets_budget and verdict.headroom_ms == pytest.approx(1.0 - 0.208008)

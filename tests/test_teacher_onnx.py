@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import jax
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 from onnx import numpy_helper
@@ -19,6 +22,7 @@ from distill.export.teacher_onnx import (
     export_teacher_actor_onnx,
     teacher_parity_inputs,
 )
+from distill.export.trt_readiness import check_tensorrt85
 from distill.teachers.checkpoint import save_teacher
 from distill.teachers.networks import CRLArch, count_params, init_actor, init_critic
 from distill.teachers.teacher import Teacher, as_numpy, load_teacher
@@ -79,6 +83,39 @@ def test_onnx_actor_matches_jax_teacher(exports, depth, width):
     )
 
 
+@pytest.mark.parametrize("depth", [4, 8, 12])
+def test_every_teacher_export_passes_full_checker_and_tensorrt85_readiness(exports, depth):
+    _, result = exports[depth, 32]
+    onnx.checker.check_model(str(result.path), full_check=True)
+    readiness = check_tensorrt85(result.path)
+    assert readiness.ok, readiness.problems
+    assert readiness.input_shapes == {INPUT_NAME: (1, OBS + GOAL)}
+    assert "LayerNormalization" not in readiness.op_counts
+    assert readiness.op_counts["ReduceMean"] == 2 * (depth + 1)
+
+
+def test_shipped_reacher_teacher_exports_ready_and_matches_jax(tmp_path):
+    """The real reacher_8 weights (not a random init): decomposed LayerNorm, parity with JAX."""
+    teacher = load_teacher("reacher_8")
+    result = export_teacher_actor_onnx(teacher, tmp_path / "teacher_actor.onnx")
+    assert result.max_abs_err <= PARITY_TOL and check_tensorrt85(result.path).ok
+    rows = teacher_parity_inputs(result.input_dim, n=32, seed=11)
+    got = run_onnx(ort_session(result.path), rows)
+    assert np.max(np.abs(got - as_numpy(teacher.act(rows)))) <= PARITY_TOL and np.std(got) > 0.05
+
+
+def test_onnx_runtime_fuses_the_decomposed_layer_norm_back(exports, tmp_path):
+    """The decomposition is written in the pattern ONNX Runtime's LayerNormFusion matches, so the
+    teacher runs one LayerNormalization kernel per layer on the CPU as before (same latency)."""
+    _, result = exports[8, 32]
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(result.path), opts, providers=["CPUExecutionProvider"])
+    ops = Counter(n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node)
+    assert ops["LayerNormalization"] == 8 + 1 and ops["ReduceMean"] == ops["Pow"] == 0
+
+
 def test_torch_module_matches_jax_and_keeps_blocks_stacked(exports):
     teacher, _ = exports[12, 64]
     module = TeacherActorModule(teacher.actor_params).eval()
@@ -91,9 +128,12 @@ def test_torch_module_matches_jax_and_keeps_blocks_stacked(exports):
     assert tuple(module.blocks_w.shape) == (3, 4, 64, 64)
     assert module.block2_3_w.data_ptr() == module.blocks_w[2, 3].data_ptr()
     rows = teacher_parity_inputs(OBS + GOAL, n=16, seed=5)
-    with torch.no_grad():
-        got = module(torch.from_numpy(rows)).numpy()
-    assert np.max(np.abs(got - as_numpy(teacher.act(rows)))) <= PARITY_TOL
+    want = as_numpy(teacher.act(rows))
+    decomposed = TeacherActorModule(teacher.actor_params, decompose_layer_norm=True).eval()
+    for m in (module, decomposed):  # torch's fused LayerNorm (timed in PyTorch) and the exported form
+        with torch.no_grad():
+            got = m(torch.from_numpy(rows)).numpy()
+        assert np.max(np.abs(got - want)) <= PARITY_TOL
 
 
 def test_graph_io_opset_metadata_and_weights_once(exports):
@@ -108,7 +148,9 @@ def test_graph_io_opset_metadata_and_weights_once(exports):
     assert [d.dim_value for d in out.type.tensor_type.shape.dim] == [1, ACT]
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     ops = [n.op_type for n in model.graph.node]
-    assert ops.count("Gemm") == 8 + 2 and ops.count("LayerNormalization") == 8 + 1
+    layers = 8 + 1
+    assert ops.count("Gemm") == layers + 1 and "LayerNormalization" not in ops
+    assert ops.count("ReduceMean") == 2 * layers and ops.count("Pow") == ops.count("Sqrt") == layers
     # every actor weight except the (unused) log_std head, each stored once
     log_std = teacher.actor_params["log_std"]
     want = count_params(teacher.actor_params) - log_std["kernel"].size - log_std["bias"].size
@@ -199,4 +241,6 @@ def test_depth_512_width_256_actor_exports(tmp_path):
     assert exported_param_count(result.path) == want
     assert result.path.stat().st_size < 1.01 * 4 * want
     ops = [n.op_type for n in onnx.load(str(result.path), load_external_data=False).graph.node]
-    assert ops.count("Gemm") == 512 + 2 and ops.count("Add") == 512 // 4
+    layers = 512 + 1
+    assert ops.count("Gemm") == layers + 1 and "LayerNormalization" not in ops
+    assert ops.count("Add") == 512 // 4 + 2 * layers  # residuals, then each LayerNorm's eps and shift

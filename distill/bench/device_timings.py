@@ -65,6 +65,18 @@ def bench_command(args: argparse.Namespace) -> int:
     if not args.device_timings:
         raise DistillError("nothing to do; pass --device-timings FILE (the device_timings.json build_engine.sh wrote)")
     target = load_target(args.target)
-    for name in args.device_timings:
-        print(device_verdict(load_device_timings(name), target, Path(name)).line())
+    timings = [load_device_timings(name) for name in args.device_timings]
+    for name, timing in zip(args.device_timings, timings):
+        print(device_verdict(timing, target, Path(name)).line())
+    if args.sweep:
+        from distill.bench.sweep import SweepReport, attach_device_timings, render_sweep, write_sweep
+        from distill.paths import project_root, students_dir
+
+        folder = Path(args.sweep) if Path(args.sweep).is_dir() else students_dir() / args.sweep
+        sweep, unmatched = attach_device_timings(SweepReport.load(folder), timings)
+        for t in unmatched:
+            print(f"no file of sweep {sweep.name} has sha256 {t.model_sha256[:12] or '(none recorded)'}… "
+                  f"(bundle {t.bundle or '?'}): not added to its table")
+        write_sweep(sweep, folder, project_root() / "benchmarks" / "results")
+        print(render_sweep(sweep))
     return 0

@@ -167,8 +167,11 @@ def torch_cuda_graph_latency(
 def tensorrt_latency(
     engine_path: str | Path, n_calls: int = 1000, warmup: int = 100, progress: bool = False
 ) -> LatencyResult:
-    """A serialized TensorRT engine (built on this GPU), run through the name-based tensor API
-    (TensorRT >= 8.5) on its own CUDA stream; buffers are torch CUDA tensors."""
+    """A serialized TensorRT engine (built on this GPU), run on its own CUDA stream; buffers are
+    torch CUDA tensors. Uses the name-based tensor API that TensorRT 8.5 introduced and 10 kept
+    (the binding-index API it replaced is gone in 10): ICudaEngine.num_io_tensors,
+    get_tensor_name, get_tensor_shape, get_tensor_dtype; IExecutionContext.set_tensor_address,
+    execute_async_v3(stream_handle)."""
     trt = import_tensorrt()
     _require_cuda()
     engine_path = Path(engine_path)
@@ -180,6 +183,12 @@ def tensorrt_latency(
         raise DistillError(f"{engine_path} is not an engine for this GPU/TensorRT; rebuild it here")
     context = engine.create_execution_context()
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    dtypes = {name: engine.get_tensor_dtype(name) for name in names}
+    if sorted(names) != sorted([INPUT_NAME, OUTPUT_NAME]) or set(dtypes.values()) != {trt.float32}:
+        raise DistillError(
+            f"{engine_path} has I/O {dtypes}; a distill engine takes float32 {INPUT_NAME!r} and returns float32 "
+            f"{OUTPUT_NAME!r} (build it from a distill ONNX export)"
+        )
     buffers = {
         name: torch.zeros(tuple(engine.get_tensor_shape(name)), dtype=torch.float32, device="cuda") for name in names
     }

@@ -3,7 +3,9 @@
 We use torch's TorchScript exporter (`dynamo=False`): the dynamo exporter needs onnxscript,
 which we do not ship, and for a Gemm/Elu/Tanh MLP both give the same graph. Every export is
 run in a real onnxruntime session against the PyTorch module before it replaces the target
-file; a mismatch raises instead of leaving a wrong policy on disk.
+file; a mismatch raises instead of leaving a wrong policy on disk. Before that, every exported file
+(students, their fp16/int8 variants, the teacher's actor) passes `validate_onnx`: onnx.checker's
+full check and the TensorRT 8.5 readiness check (distill.export.trt_readiness).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.shape_inference
 import onnxruntime as ort
 import torch
 
 import distill
 from distill.atomic import atomic_path
 from distill.errors import DistillError
+from distill.export.trt_readiness import default_opset, require_tensorrt85
 from distill.students.mlp import MLPStudent
 
 INPUT_NAME = "obs"
@@ -106,21 +110,40 @@ def onnx_io(model: onnx.ModelProto) -> dict[str, Any]:
     def shape(value: onnx.ValueInfoProto) -> list[int]:
         return [d.dim_value for d in value.type.tensor_type.shape.dim]
 
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return {
-        "opset": opset,
+        "opset": default_opset(model),
         "inputs": {v.name: shape(v) for v in model.graph.input},
         "outputs": {v.name: shape(v) for v in model.graph.output},
     }
 
 
-def _check_graph(path: Path, opset: int, input_dim: int, action_dim: int) -> None:
+def validate_onnx(path: str | Path) -> onnx.ModelProto:
+    """What every exported file passes before it is moved into place: onnx.checker's full check
+    (types, shape inference, nodes in topological order) and the TensorRT 8.5 readiness check.
+    Returns the loaded model."""
+    path = Path(path)
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise DistillError(
+            f"{path} fails onnx.checker's full check: {str(exc).strip().splitlines()[0]}; the export wrote an invalid graph"
+        ) from None
     model = onnx.load(str(path))
-    onnx.checker.check_model(model)
+    require_tensorrt85(model, name=path)
+    return model
+
+
+def check_graph(path: Path, opset: int, input_dim: int, action_dim: int) -> None:
+    """validate_onnx, then the interface every distill policy file has: the requested opset, one
+    input `obs` [1, input_dim] and one output `action` [1, action_dim], both float32."""
+    model = validate_onnx(path)
     io = onnx_io(model)
     want = {"opset": opset, "inputs": {INPUT_NAME: [1, input_dim]}, "outputs": {OUTPUT_NAME: [1, action_dim]}}
     if io != want:
-        raise DistillError(f"exported graph has {io}, expected {want}; the exporter did not honour the request")
+        raise DistillError(f"{path}: graph has {io}, expected {want}; the exporter did not honour the request")
+    types = {v.name: v.type.tensor_type.elem_type for v in (*model.graph.input, *model.graph.output)}
+    if set(types.values()) != {onnx.TensorProto.FLOAT}:
+        raise DistillError(f"{path}: input/output element types {types} are not all float32; callers feed float32")
 
 
 def _metadata(student: MLPStudent) -> dict[str, str]:
@@ -157,6 +180,6 @@ def export_onnx(student: MLPStudent, path: str | Path, opset: int = DEFAULT_OPSE
     module = copy.deepcopy(student).cpu().eval()
     with atomic_path(path) as tmp:
         write_onnx(module, module.input_dim, tmp, opset, _metadata(module))
-        _check_graph(tmp, opset, module.input_dim, module.action_dim)
+        check_graph(tmp, opset, module.input_dim, module.action_dim)
         err = check_parity(tmp, module, tol=tol)
     return ExportResult(path, err, sha256_file(path), opset, module.input_dim, module.action_dim)

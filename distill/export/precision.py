@@ -25,10 +25,18 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 from onnxruntime.transformers.float16 import convert_float_to_float16
+from onnxruntime.transformers.onnx_model import OnnxModel
 
 from distill.atomic import atomic_path
 from distill.errors import DistillError
-from distill.export.onnx_export import INPUT_NAME, onnx_io, ort_session, run_onnx, sha256_file
+from distill.export.onnx_export import (
+    INPUT_NAME,
+    onnx_io,
+    ort_session,
+    run_onnx,
+    sha256_file,
+    validate_onnx,
+)
 
 MAX_CALIBRATION_ROWS = 2048
 DEFAULT_EVAL_ROWS = 256
@@ -76,7 +84,11 @@ def _eval_rows(onnx_path: Path, eval_obs: np.ndarray | None) -> np.ndarray:
 def _finish(
     onnx_path: Path, tmp_path: Path, precision: str, rows: np.ndarray, tol: float | None, qdq: int = 0
 ) -> VariantResult:
-    """Measures the written (not yet renamed) variant; its path is set by the caller."""
+    """Validates (full ONNX check, TensorRT 8.5 readiness, same interface as the fp32 file) and
+    measures the written, not yet renamed, variant; its path is set by the caller."""
+    got, want = onnx_io(validate_onnx(tmp_path)), onnx_io(onnx.load(str(onnx_path)))
+    if got != want:
+        raise DistillError(f"{precision} variant of {onnx_path} has {got}, the fp32 file {want}; the conversion changed its interface")
     max_err, mean_err = compare_onnx(onnx_path, tmp_path, rows)
     if tol is not None and not max_err <= tol:
         raise DistillError(
@@ -89,10 +101,16 @@ def _finish(
 def make_fp16(
     onnx_path: str | Path, out_path: str | Path, eval_obs: np.ndarray | None = None, tol: float | None = None
 ) -> VariantResult:
-    """Weights and arithmetic in float16; `obs` and `action` stay float32 so callers do not change."""
+    """Weights and arithmetic in float16; `obs` and `action` stay float32 so callers do not change.
+    The converter appends the Cast nodes that keep the float32 interface after their consumers, so
+    the nodes are put back in topological order (onnx.checker's full check and TensorRT need it)."""
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     rows = _eval_rows(onnx_path, eval_obs)
     model = convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True)
+    try:
+        OnnxModel.graph_topological_sort(model.graph)
+    except RuntimeError as exc:
+        raise DistillError(f"fp16 conversion of {onnx_path} left a cycle: {exc}; re-export the fp32 file") from None
     with atomic_path(out_path) as tmp:
         onnx.save(model, str(tmp))
         result = _finish(onnx_path, tmp, "fp16", rows, tol)

@@ -2,11 +2,14 @@
 
 The JAX actor (distill.teachers.networks) is rebuilt as a torch module with the same weights and
 exported with the same conventions as a student: opset 17, one input `obs` [1, obs+goal dim]
-float32, one output `action` = tanh(mean). The residual blocks stay stacked [depth // 4, 4, ...]
-in the module; tracing unrolls the Python loop over them into a static graph (what ONNX Runtime
-and TensorRT need), and constant folding turns each block-layer slice into its own initializer,
-so the file holds every weight once. Parity is checked in a real ONNX Runtime session against
-`Teacher.act` before the file replaces the target.
+float32, one output `action` = tanh(mean), and the same checks (onnx.checker's full check, TensorRT
+8.5 readiness). LayerNorm is written out in ops TensorRT 8.5's parser supports (it has no
+LayerNormalization: that came in 8.6), in the pattern ONNX Runtime fuses back into one kernel, so
+CPU latency is what the LayerNormalization op gave. The residual blocks stay stacked
+[depth // 4, 4, ...] in the module; tracing unrolls the Python loop over them into a static graph
+(what ONNX Runtime and TensorRT need), and constant folding turns each block-layer slice into its
+own initializer, so the file holds every weight once. Parity is checked in a real ONNX Runtime
+session against `Teacher.act` before the file replaces the target.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,10 +26,8 @@ from distill.atomic import atomic_path
 from distill.errors import DistillError
 from distill.export.onnx_export import (
     DEFAULT_OPSET,
-    INPUT_NAME,
-    OUTPUT_NAME,
     ExportResult,
-    onnx_io,
+    check_graph,
     ort_session,
     run_onnx,
     sha256_file,
@@ -38,7 +38,7 @@ from distill.teachers.teacher import Teacher, as_numpy
 
 PARITY_TOL = 1e-4
 """float32 through hundreds of layers, and LayerNorm's variance computed two ways (JAX:
-E[x²] − E[x]²; ONNX LayerNormalization: E[(x − E[x])²]), so looser than a student's 1e-5."""
+E[x²] − E[x]²; the ONNX graph: E[(x − E[x])²]), so looser than a student's 1e-5."""
 PARITY_ROWS = 64
 PARITY_SCALE = 3.0
 """Raw teacher inputs (no normaliser): N(0, 3²) spans the positions and velocities the envs emit."""
@@ -58,6 +58,17 @@ def _layer_name(block: int, layer: int, part: str) -> str:
     return f"block{block}_{layer}_{part}"
 
 
+def layer_norm(h: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over the last axis as ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add.
+    TensorRT 8.5's parser has every one of these ops. ONNX Runtime's LayerNormFusion matches this
+    exact pattern (squaring with Pow, not Mul) and runs its LayerNormalization kernel: written with
+    Mul it stays unfused and the 8-layer reacher actor's batch-1 latency doubles."""
+    mean = h.mean(-1, keepdim=True)
+    centred = h - mean
+    var = centred.pow(2).mean(-1, keepdim=True)
+    return centred / torch.sqrt(var + LAYER_NORM_EPS) * scale + shift
+
+
 class TeacherActorModule(nn.Module):
     """tanh(mean) of a CRL actor: Dense+LayerNorm+Swish input layer, residual blocks of four such
     layers (identity added after the fourth), then the mean head. Kernels are stored as torch
@@ -69,8 +80,11 @@ class TeacherActorModule(nn.Module):
     indexing the stack inside the graph makes its per-node shape inference copy the whole stack
     at every layer (a depth-512 export took 183 s that way, quadratic in depth)."""
 
-    def __init__(self, actor_params: Params):
+    def __init__(self, actor_params: Params, decompose_layer_norm: bool = False):
+        """`decompose_layer_norm`: LayerNorm from elementary ops (`layer_norm`), as exported for
+        TensorRT 8.5; otherwise torch's fused kernel, for timing the teacher in PyTorch itself."""
         super().__init__()
+        self.decompose_layer_norm = decompose_layer_norm
         try:
             trunk = actor_params["trunk"]
             inp, blocks, mean = trunk["input"], trunk["blocks"], actor_params["mean"]
@@ -128,8 +142,10 @@ class TeacherActorModule(nn.Module):
         scale: torch.Tensor,
         shift: torch.Tensor,
     ):
-        h = F.layer_norm(F.linear(x, w, b), (self.width,), scale, shift, LAYER_NORM_EPS)
-        return F.silu(h)
+        h = F.linear(x, w, b)
+        if self.decompose_layer_norm:
+            return F.silu(layer_norm(h, scale, shift))
+        return F.silu(F.layer_norm(h, (self.width,), scale, shift, LAYER_NORM_EPS))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         h = self._layer(obs, self.in_w, self.in_b, self.in_scale, self.in_shift)
@@ -182,21 +198,6 @@ def _metadata(teacher: Teacher, module: TeacherActorModule) -> dict[str, str]:
     }
 
 
-def _check_graph(path: Path, opset: int, input_dim: int, action_dim: int) -> None:
-    model = onnx.load(str(path))
-    onnx.checker.check_model(model)
-    io = onnx_io(model)
-    want = {
-        "opset": opset,
-        "inputs": {INPUT_NAME: [1, input_dim]},
-        "outputs": {OUTPUT_NAME: [1, action_dim]},
-    }
-    if io != want:
-        raise DistillError(
-            f"exported teacher graph has {io}, expected {want}; the exporter did not honour the request"
-        )
-
-
 def export_teacher_actor_onnx(
     teacher: Teacher,
     path: str | Path,
@@ -207,7 +208,7 @@ def export_teacher_actor_onnx(
     """Exports the teacher's deterministic actor, checks opset/IO and parity with `teacher.act`
     in ONNX Runtime (on `obs`, or random raw observations), then moves the file into place."""
     path = Path(path)
-    module = TeacherActorModule(teacher.actor_params).eval()
+    module = TeacherActorModule(teacher.actor_params, decompose_layer_norm=True).eval()
     arch = teacher.arch
     if (module.input_dim, module.action_dim) != (arch.obs_dim + arch.goal_dim, arch.action_dim):
         raise DistillError(
@@ -216,6 +217,6 @@ def export_teacher_actor_onnx(
         )
     with atomic_path(path) as tmp:
         write_onnx(module, module.input_dim, tmp, opset, _metadata(teacher, module))
-        _check_graph(tmp, opset, module.input_dim, module.action_dim)
+        check_graph(tmp, opset, module.input_dim, module.action_dim)
         err = check_teacher_parity(tmp, teacher, obs, tol)
     return ExportResult(path, err, sha256_file(path), opset, module.input_dim, module.action_dim)

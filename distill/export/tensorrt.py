@@ -1,9 +1,11 @@
 """TensorRT engines from the exported ONNX, built on the robot (an engine is tied to its GPU and
 TensorRT version, so it is never shipped from here).
 
-`build_engine` uses TensorRT's public Python API (8.5 on JetPack 5.1); `trtexec_command` is the
-equivalent command line for the ship bundle's build script. TensorRT is imported lazily: it
-cannot be installed on a CPU-only machine, and nothing else here needs it.
+`build_engine` uses TensorRT's public Python API as of 8.5 (JetPack 5.1 on the Go2), and nothing
+newer; `trtexec_command` is the equivalent command line for the ship bundle's build script.
+TensorRT is imported lazily: it cannot be installed on a CPU-only machine, and nothing else here
+needs it. Every request is checked first without it (precision, file, TensorRT 8.5 readiness), so
+a bad file fails the same way on every host.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from types import ModuleType
 from distill.atomic import write_bytes_atomic
 from distill.errors import DistillError
 from distill.export.precision import count_qdq
+from distill.export.trt_readiness import require_tensorrt85
 
 PRECISIONS = ("fp32", "fp16", "int8")
 TRTEXEC = "/usr/src/tensorrt/bin/trtexec"
@@ -22,11 +25,17 @@ TRTEXEC = "/usr/src/tensorrt/bin/trtexec"
 DEFAULT_WORKSPACE_MB = 256
 
 
+NOT_INSTALLED = (
+    "TensorRT is not installed on this host; it exists on the robot (JetPack 5.1 ships TensorRT 8.5: "
+    "run the ship bundle's build_engine.sh there) or on a GPU host after pip install .[tensorrt]"
+)
+
+
 def import_tensorrt() -> ModuleType:
     try:
         import tensorrt
     except ImportError:
-        raise DistillError("TensorRT is not installed: pip install .[tensorrt] on the target (JetPack ships it)") from None
+        raise DistillError(NOT_INSTALLED) from None
     return tensorrt
 
 
@@ -36,6 +45,7 @@ def _check_request(onnx_path: Path, precision: str) -> None:
         raise DistillError(f"unknown TensorRT precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if not onnx_path.is_file():
         raise DistillError(f"ONNX file {onnx_path} not found; export the student first")
+    require_tensorrt85(onnx_path)
     if precision == "int8" and count_qdq(onnx_path) == 0:
         raise DistillError(
             f"{onnx_path} has no QuantizeLinear/DequantizeLinear nodes; int8 engines are built from the QDQ "
@@ -61,13 +71,22 @@ def build_engine(
     precision: str = "fp16",
     workspace_mb: int = DEFAULT_WORKSPACE_MB,
 ) -> Path:
-    """Parses the ONNX, builds a serialized engine at `precision`, writes it atomically."""
+    """Parses the ONNX, builds a serialized engine at `precision`, writes it atomically.
+
+    TensorRT calls and the release that introduced each (all present in 8.5's Python bindings):
+    Builder, OnnxParser(network, logger).parse/num_errors/get_error, Runtime: before 8.0;
+    Builder.build_serialized_network: 8.0; IBuilderConfig.set_memory_pool_limit(
+    MemoryPoolType.WORKSPACE, bytes): 8.4 (replaces max_workspace_size, removed in 10);
+    NetworkDefinitionCreationFlag.EXPLICIT_BATCH: needed by the ONNX parser through 8.x,
+    deprecated and ignored from 10 (every network is explicit-batch), so it is set only where it
+    exists."""
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     _check_request(onnx_path, precision)
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
+    explicit = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)
+    network = builder.create_network(0 if explicit is None else 1 << int(explicit))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))

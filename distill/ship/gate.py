@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distill.bench.targets import TargetProfile
+from distill.export.trt_readiness import check_tensorrt85
 from distill.ship.inputs import ShipInputs
 
 
@@ -25,15 +26,10 @@ class ReadinessVerdict:
 
 
 def tensorrt_readiness(onnx_path: Path, target: TargetProfile) -> ReadinessVerdict:
-    """INTEGRATOR: the single call site of the TensorRT 8.5 readiness check. Wire it as
-
-        from distill.export.trt_readiness import check_tensorrt85
-        r = check_tensorrt85(onnx_path)
-        return ReadinessVerdict(True, r.ok, tuple(r.problems), "distill.export.trt_readiness.check_tensorrt85")
-
-    Until then the verdict says, in deploy.yaml and on the console, that nothing was checked."""
-    return ReadinessVerdict(checked=False, ok=True, problems=(),
-                            checker=f"none yet (TensorRT {target.tensorrt} readiness check not wired in)")
+    """The TensorRT 8.5 parser's verdict on the shipped file (the Go2's JetPack 5.1 has 8.5)."""
+    report = check_tensorrt85(onnx_path)
+    return ReadinessVerdict(True, report.ok, tuple(report.problems),
+                            f"distill.export.trt_readiness.check_tensorrt85 (TensorRT {target.tensorrt} parser)")
 
 
 def refusal_reasons(inputs: ShipInputs, target: TargetProfile, readiness: ReadinessVerdict) -> tuple[str, ...]:

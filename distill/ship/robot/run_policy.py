@@ -30,6 +30,8 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import dataclasses
+import hashlib
 import os
 import sys
 import time
@@ -370,6 +372,9 @@ def parse_trtexec(argv: list[str]) -> int:
     except TrtexecParseError as exc:
         say(f"{args.log}: {exc}")
         return 2
+    with open(bundle_path(ONNX_FILE), "rb") as f:
+        model_sha256 = hashlib.sha256(f.read()).hexdigest()
+    timing = dataclasses.replace(timing, bundle=BUNDLE_NAME, model_sha256=model_sha256)
     write_atomic(args.out, timing.to_json())
     print(timing.verdict_line(args.budget_ms))
     print(f"timings written to {args.out}")

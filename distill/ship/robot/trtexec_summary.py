@@ -54,6 +54,10 @@ class DeviceTiming:
     tensorrt_version: str
     device: str
     source: str = "trtexec"
+    bundle: str = ""
+    """The ship bundle whose engine was timed (run_policy.py fills it in)."""
+    model_sha256: str = ""
+    """sha256 of the ONNX the engine was built from: ties the figures to one exported student."""
 
     def meets(self, budget_ms: float) -> bool:
         return self.p99_ms <= budget_ms
@@ -79,7 +83,7 @@ class DeviceTiming:
             raise ValueError("not a device timings file (format {!r}, expected {!r})".format(
                 doc.get("format") if isinstance(doc, dict) else type(doc).__name__, TIMINGS_FORMAT))
         names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in doc and n != "source"]
+        missing = [n for n in names if n not in doc and n not in ("source", "bundle", "model_sha256")]
         if missing:
             raise ValueError("device timings file lacks {}".format(", ".join(missing)))
         values = {n: doc[n] for n in names if n in doc}

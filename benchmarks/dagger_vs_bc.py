@@ -1,0 +1,272 @@
+"""DAgger against behaviour cloning: student success against the number of teacher labels.
+
+For each task (a teacher and its env), each student preset and each seed, two runs of the same
+loop (`distill.dagger.run_dagger`) with the same rounds, envs per round, student and fitting:
+DAgger (round 0 teacher-driven, then a β_k = 0.5^k mix of teacher and student drives) and
+behaviour cloning (the teacher drives every round). Every round adds the same number of labels,
+refits the student on the aggregate, and evaluates it on the run's goals; the critic gap is
+measured on held-out teacher states shared by every run of a task.
+
+    python benchmarks/dagger_vs_bc.py [--quick] [--seeds 3]      (make dagger-vs-bc)
+
+Writes benchmarks/results/dagger_vs_bc_cpu.{json,md,png}; finished runs are kept in
+runs/dagger_vs_bc/ and reused when the script is run again (it resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from distill.atomic import write_text_atomic
+from distill.bench.jax_timing import run_context
+from distill.dagger import DaggerConfig, behaviour_cloning, run_dagger, run_env
+from distill.envs import make_env
+from distill.paths import project_root
+from distill.students.presets import (
+    default_preset_name,
+    get_preset,
+    load_presets,
+    load_train_config,
+)
+from distill.teachers import load_teacher
+
+log = logging.getLogger("distill.dagger_vs_bc")
+
+
+@dataclass(frozen=True)
+class Task:
+    teacher: str
+    envs_per_round: int
+    rounds: int
+
+
+TASKS = {
+    "maze": Task("point_u_maze_32", envs_per_round=4, rounds=10),
+    "reacher": Task("reacher_8", envs_per_round=16, rounds=8),
+}
+QUICK_TASKS = {"maze": Task("point_u_maze_16", 2, 3), "reacher": Task("reacher_8", 4, 3)}
+EVAL_EPISODES = 256
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+"""Student's t quantiles (two-sided 95%) for n − 1 degrees of freedom: the bands are mean ± t·s/√n."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One round of one run: how many labels the student had, and how it did."""
+
+    task: str
+    preset: str
+    method: str
+    seed: int
+    round: int
+    labels: int
+    time_at_goal: float
+    final_success: float
+    success: float
+    critic_gap: float
+    teacher_time_at_goal: float
+    teacher_final_success: float
+    episode_length: int
+
+
+def smallest_preset() -> str:
+    presets = load_presets()
+    return min(presets.values(), key=lambda p: (p.depth * p.width * p.width, p.width)).name
+
+
+def run_one(name: str, task: Task, preset: str, method: str, seed: int, root: Path) -> list[Point]:
+    teacher = load_teacher(task.teacher)
+    env = make_env(teacher.env)
+    cfg = DaggerConfig(rounds=task.rounds, envs=task.envs_per_round, eval_episodes=EVAL_EPISODES, seed=seed,
+                       beta_schedule="exponential", beta0=1.0, beta_decay=0.5)
+    if method == "bc":
+        cfg = behaviour_cloning(cfg)
+    folder = root / name / preset / method / f"seed{seed}"
+    result = run_dagger(env, teacher, get_preset(preset), load_train_config(preset), cfg, folder / "rollouts.h5",
+                        folder / "student", lineage={"experiment": "dagger_vs_bc", "method": method})
+    t = result.teacher_metrics
+    return [Point(name, preset, method, seed, r.round, r.rows, r.student.time_at_goal, r.student.final_success,
+                  r.student.success, r.critic_gap, t.time_at_goal, t.final_success,
+                  run_env(env, cfg).spec.episode_length) for r in result.rounds]
+
+
+def band(values: np.ndarray) -> tuple[float, float]:
+    """Mean and the half-width of its 95% confidence interval (Student's t)."""
+    n = len(values)
+    if n < 2:
+        return float(values.mean()), float("nan")
+    return float(values.mean()), T_975[min(n - 1, 9)] * float(values.std(ddof=1)) / np.sqrt(n)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Rank correlation (average ranks for ties)."""
+    def ranks(a):
+        order = np.argsort(a, kind="stable")
+        r = np.empty(len(a))
+        r[order] = np.arange(len(a))
+        for v in np.unique(a):
+            tie = a == v
+            r[tie] = r[tie].mean()
+        return r
+    rx, ry = ranks(np.asarray(x, float)), ranks(np.asarray(y, float))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def curves(points: list[Point]):
+    """{(task, preset, method): (labels, {metric: (means, halfwidths)})} over seeds."""
+    out = {}
+    keys = sorted({(p.task, p.preset, p.method) for p in points})
+    for key in keys:
+        mine = [p for p in points if (p.task, p.preset, p.method) == key]
+        labels = sorted({p.labels for p in mine})
+        stats = {}
+        for metric in ("time_at_goal", "final_success"):
+            per = [band(np.array([getattr(p, metric) for p in mine if p.labels == n])) for n in labels]
+            stats[metric] = (np.array([m for m, _ in per]), np.array([h for _, h in per]))
+        out[key] = (np.array(labels), stats)
+    return out
+
+
+def labels_to_95(points: list[Point], key) -> int | None:
+    """The fewest labels at which the seeds' mean time at goal reaches 95% of the teacher's."""
+    labels, stats = curves(points)[key]
+    teacher = np.mean([p.teacher_time_at_goal for p in points if (p.task, p.preset, p.method) == key])
+    reached = np.nonzero(stats["time_at_goal"][0] >= 0.95 * teacher)[0]
+    return int(labels[reached[0]]) if len(reached) else None
+
+
+def render(points: list[Point], context: dict, wall_s: float) -> str:
+    lines = ["# DAgger against behaviour cloning", "",
+             ("Student success against teacher labels; mean over seeds ± the half-width of a 95% confidence "
+             "interval (Student's t). Same student, rounds, envs per round and fitting for both methods; DAgger "
+             "mixes teacher and student with β_k = 0.5^k after a teacher-driven round 0, behaviour cloning lets "
+             "the teacher drive every round. Critic gap on held-out teacher states shared by every run of a task."),
+             "", (f"Host: {context['host']['cpu']} ({context['host']['cpu_count']} cores), load "
+             f"{context['host']['loadavg_1m_at_start']} → {context['host']['loadavg_1m_at_end']}; wall {wall_s / 60:.0f} min."),
+             ""]
+    tasks = sorted({p.task for p in points})
+    for task in tasks:
+        mine = [p for p in points if p.task == task]
+        teacher = mine[0]
+        seeds = len({p.seed for p in mine})
+        lines += [(f"## {task}: teacher time at goal {teacher.teacher_time_at_goal:.1f} / {teacher.episode_length}, "
+                  f"final-step success {teacher.teacher_final_success:.3f} ({seeds} seeds)"), "",
+                  "| preset | labels | DAgger time at goal | BC time at goal | DAgger final-step | BC final-step |",
+                  "|---|---|---|---|---|---|"]
+        c = curves(mine)
+        for preset in sorted({p.preset for p in mine}):
+            labels, dag = c[(task, preset, "dagger")]
+            _, bc = c[(task, preset, "bc")]
+            for i, n in enumerate(labels):
+                def fmt(stats, metric, digits, i=i):
+                    return f"{stats[metric][0][i]:.{digits}f} ± {stats[metric][1][i]:.{digits}f}"
+                lines.append(f"| {preset} | {n:,} | {fmt(dag, 'time_at_goal', 1)} | {fmt(bc, 'time_at_goal', 1)} | "
+                             f"{fmt(dag, 'final_success', 3)} | {fmt(bc, 'final_success', 3)} |")
+        lines += ["", "Labels to reach 95% of the teacher's time at goal (seed mean):", ""]
+        for preset in sorted({p.preset for p in mine}):
+            for method in ("dagger", "bc"):
+                n = labels_to_95(mine, (task, preset, method))
+                budget = max(p.labels for p in mine)
+                lines.append(f"- {preset}, {'DAgger' if method == 'dagger' else 'BC'}: "
+                             + (f"{n:,} labels" if n is not None else f"never within {budget:,} labels"))
+        rho = spearman(np.array([p.critic_gap for p in mine]), np.array([p.time_at_goal for p in mine]))
+        rho_f = spearman(np.array([p.critic_gap for p in mine]), np.array([p.final_success for p in mine]))
+        lines += ["", (f"Critic gap vs success over all {len(mine)} (preset, method, seed, round) points: Spearman "
+                  f"ρ = {rho:.3f} with time at goal, {rho_f:.3f} with final-step success (negative: a larger gap "
+                  "goes with a worse student)."), ""]
+    return "\n".join(lines) + "\n"
+
+
+def plot(points: list[Point], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({p.task for p in points})
+    presets = sorted({p.preset for p in points})
+    metrics = (("time_at_goal", "time at goal / teacher's"), ("final_success", "final-step success"))
+    fig, axes = plt.subplots(len(tasks) * 2, len(presets), figsize=(5.5 * len(presets), 3.6 * 2 * len(tasks)),
+                             squeeze=False, dpi=110)
+    c = curves(points)
+    for ti, task in enumerate(tasks):
+        teacher = next(p for p in points if p.task == task)
+        for pi, preset in enumerate(presets):
+            for mi, (metric, ylabel) in enumerate(metrics):
+                ax = axes[2 * ti + mi][pi]
+                scale = teacher.teacher_time_at_goal if metric == "time_at_goal" else 1.0
+                ref = 1.0 if metric == "time_at_goal" else teacher.teacher_final_success
+                for method, colour in (("dagger", "tab:blue"), ("bc", "tab:orange")):
+                    if (task, preset, method) not in c:
+                        continue
+                    labels, stats = c[(task, preset, method)]
+                    mean, half = stats[metric]
+                    ax.plot(labels, mean / scale, marker="o", ms=3, color=colour,
+                            label="DAgger" if method == "dagger" else "behaviour cloning")
+                    ax.fill_between(labels, (mean - half) / scale, (mean + half) / scale, color=colour, alpha=0.2)
+                ax.axhline(ref, color="gold", lw=1.5, label="teacher")
+                if metric == "time_at_goal":
+                    ax.axhline(0.95, color="grey", ls=":", lw=1, label="95% of the teacher")
+                ax.set_xscale("log")
+                ax.set_title(f"{task}, {preset}", fontsize=10)
+                ax.set_xlabel("teacher labels")
+                ax.set_ylabel(ylabel)
+                ax.grid(True, which="both", alpha=0.3)
+                ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("DAgger vs behaviour cloning: mean over seeds, 95% confidence band", fontsize=12)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ", ".join(TASKS))
+    parser.add_argument("--presets", default=None, help="comma-separated (default: the default and the smallest)")
+    parser.add_argument("--quick", action="store_true", help="tiny settings, to try the script")
+    parser.add_argument("--out", default=str(project_root() / "benchmarks" / "results"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    tasks = QUICK_TASKS if args.quick else TASKS
+    presets = args.presets.split(",") if args.presets else [default_preset_name(), smallest_preset()]
+    root = project_root() / "runs" / ("dagger_vs_bc_quick" if args.quick else "dagger_vs_bc")
+    progress_file = root / "points.json"
+    done = [Point(**p) for p in json.loads(progress_file.read_text())] if progress_file.is_file() else []
+    load_start, t0 = os.getloadavg()[0], time.perf_counter()
+    for name in args.tasks.split(","):
+        for preset in presets:
+            for seed in range(args.seeds):
+                for method in ("dagger", "bc"):
+                    if any((p.task, p.preset, p.method, p.seed) == (name, preset, method, seed) for p in done):
+                        continue
+                    t = time.perf_counter()
+                    done += run_one(name, tasks[name], preset, method, seed, root)
+                    write_text_atomic(progress_file, json.dumps([asdict(p) for p in done], indent=1))
+                    log.info("%s %s %s seed %d: %.0f s", name, preset, method, seed, time.perf_counter() - t)
+    import jax
+
+    context = run_context(jax.devices()[0], load_start)
+    out = Path(args.out)
+    stem = "dagger_vs_bc_cpu" + ("_quick" if args.quick else "")
+    write_text_atomic(out / f"{stem}.json", json.dumps({"context": context, "tasks": {k: asdict(v) for k, v in tasks.items()},
+                                                        "points": [asdict(p) for p in done]}, indent=1))
+    text = render(done, context, time.perf_counter() - t0)
+    write_text_atomic(out / f"{stem}.md", text)
+    plot(done, out / f"{stem}.png")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
