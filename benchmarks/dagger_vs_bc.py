@@ -31,6 +31,7 @@ from distill.bench.jax_timing import run_context
 from distill.dagger import DaggerConfig, behaviour_cloning, run_dagger, run_env
 from distill.envs import make_env
 from distill.paths import project_root
+from distill.runlog import console_logging
 from distill.students.presets import (
     default_preset_name,
     get_preset,
@@ -238,7 +239,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny settings, to try the script")
     parser.add_argument("--out", default=str(project_root() / "benchmarks" / "results"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     tasks = QUICK_TASKS if args.quick else TASKS
     presets = args.presets.split(",") if args.presets else [default_preset_name(), smallest_preset()]
     root = project_root() / "runs" / ("dagger_vs_bc_quick" if args.quick else "dagger_vs_bc")
@@ -270,4 +270,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with console_logging():
+        sys.exit(main())

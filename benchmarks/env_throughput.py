@@ -28,13 +28,14 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 from mujoco import mjx
-from tqdm import tqdm
 
 from distill.atomic import write_text_atomic
 from distill.bench.jax_timing import compile_timed, run_context
 from distill.envs import make_env
 from distill.envs.base import MjxGoalEnv
 from distill.errors import DistillError
+from distill.progress import progress_bar
+from distill.runlog import console_logging
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ENVS = ("reacher", "ant", "humanoid", "go2", "go2_obstacles")
@@ -175,7 +176,7 @@ def run(
     cells: list[Cell] = []
     physics: dict[str, dict] = {}
     skipped: dict[str, str] = {}
-    bar = tqdm(total=len(envs) * len(batches), desc="env throughput", unit="cell")
+    bar = progress_bar(None, "env throughput", total=len(envs) * len(batches), unit="cell")
     for name in envs:
         try:
             env = make_env(name)
@@ -317,4 +318,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with console_logging():  # progress bars on a terminal, none in logs
+        raise SystemExit(main())

@@ -27,10 +27,11 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm import tqdm
 
 from distill.atomic import write_text_atomic
 from distill.bench.jax_timing import compile_timed, run_context
+from distill.progress import progress_bar
+from distill.runlog import console_logging
 from distill.teachers import networks
 from distill.teachers.networks import CRLArch
 
@@ -118,7 +119,7 @@ def run(quick: bool, dtype_name: str, budget_s: float, min_calls: int, max_calls
     device = jax.devices()[0]
     plan = [("actor", d) for d in ACTOR_DEPTHS] + [("critic", CRITIC_DEPTH)]
     cells: list[Cell] = []
-    bar = tqdm(total=len(plan) * len(batches) + 1, desc="teacher throughput", unit="cell")
+    bar = progress_bar(None, "teacher throughput", total=len(plan) * len(batches) + 1, unit="cell")
     fwd_bwd, fwd_bwd_cpu = fwd_bwd_compile_s(CRLArch(OBS, GOAL, ACT, 4, CRITIC_DEPTH, WIDTH), dtype)
     bar.update()
     for net, depth in plan:
@@ -243,4 +244,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with console_logging():  # progress bars on a terminal, none in logs
+        raise SystemExit(main())

@@ -56,3 +56,18 @@ def from_table(cls: type[T], table: dict[str, Any], where: str) -> T:
         raise DistillError(f"{where}: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise DistillError(f"{where}: bad value ({exc})") from None
+
+
+DISTILL_TABLE = "distill"
+"""The table of a `distill run --config` file: the DAgger settings (`distill.dagger.DaggerConfig`)."""
+TRAINING_CONFIG_TABLE = "training.config"
+"""The table of a teacher.toml (or of `distill teacher train --config`) holding its CRL config."""
+
+
+def table_at(doc: dict[str, Any], dotted: str) -> Any:
+    """`doc["a"]["b"]` for "a.b"; None where a level is missing."""
+    for key in dotted.split("."):
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(key)
+    return doc

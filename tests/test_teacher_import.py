@@ -2,7 +2,7 @@
 
 The fixtures are real pickles written by scaling-crl's own modules (one by jax 0.4.23 + numpy 1,
 one by current jax + numpy 2) with what those modules returned for 16 inputs; they live in
-`../shared/fixtures/scaling_crl` beside the checkout.
+`tests/fixtures/scaling_crl` (its README says where they came from).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from distill.teachers.info import describe, param_counts
 from distill.teachers.safe_unpickle import safe_loads
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "scaling_crl"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "scaling_crl"
 CASES = {
     "humanoid_d8_w64_jax0423": "humanoid_u_maze",
     "ant_d12_w32_jax010": "ant",
@@ -46,8 +46,8 @@ def rel_err(got, want) -> float:
 def fixtures_dir() -> Path:
     if not (FIXTURES / "README.md").is_file():
         pytest.fail(
-            f"scaling-crl fixtures not found at {FIXTURES}: these tests need the shared/ folder beside the "
-            "checkout (shared/fixtures/scaling_crl with the .pkl, .expected.npz and .json files)",
+            f"scaling-crl fixtures not found at {FIXTURES}: restore tests/fixtures/scaling_crl from git "
+            "(the .pkl, .expected.npz and .json files)",
             pytrace=False,
         )
     return FIXTURES

@@ -19,11 +19,11 @@ from typing import Any
 import jax
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from distill.errors import DistillError
 from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, ort_session
 from distill.export.tensorrt import import_tensorrt
+from distill.progress import progress_bar
 from distill.students.threads import torch_threads
 
 INPUT_BANK = 64
@@ -86,7 +86,7 @@ def time_calls(
     for i in range(warmup):
         call(bank[i % INPUT_BANK])
     times = np.empty(n_calls, dtype=np.int64)
-    for i in tqdm(range(n_calls), desc=desc, unit="call", disable=not progress, leave=False):
+    for i in progress_bar(range(n_calls), desc, enabled=progress, unit="call", leave=False):
         obs = bank[i % INPUT_BANK]
         start = time.perf_counter_ns()
         call(obs)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from tqdm import tqdm
 
 from distill.envs.base import MjxGoalEnv
 from distill.export.onnx_export import ort_session, run_onnx
+from distill.progress import progress_bar
 from distill.rollouts import EpisodeMetrics, episode_metrics, reset_batch
 
 
@@ -32,8 +32,8 @@ def evaluate_onnx(env: MjxGoalEnv, onnx_path: str | Path, key: jax.Array, episod
     k_reset, _ = jax.random.split(key)
     state = reset_batch(env, k_reset, episodes)
     done, success, dist = [], [], []
-    for _ in tqdm(range(env.spec.episode_length), desc=f"MJX x ONNX {Path(onnx_path).name}", unit="step",
-                  disable=not progress, leave=False):
+    for _ in progress_bar(range(env.spec.episode_length), f"MJX x ONNX {Path(onnx_path).name}", enabled=progress,
+                          unit="step", leave=False):
         obs = np.asarray(state.student_obs, np.float32)
         action = run_onnx(session, obs)
         state = _step_batch(env, state, action)

@@ -35,7 +35,7 @@ from distill.export.onnx_export import ort_session, run_onnx, sha256_file
 from distill.labels import critic_values
 from distill.paths import project_root, students_dir
 from distill.pipeline import RunRequest, check_run_name, run_distillation
-from distill.progress import progress
+from distill.progress import progress_bar
 from distill.rollouts import EpisodeMetrics
 from distill.ship.robot.trtexec_summary import DeviceTiming
 from distill.students.presets import get_preset
@@ -228,7 +228,7 @@ def run_sweep(request: SweepRequest) -> SweepReport:
         get_preset(preset)
     target = load_target(request.target)
     reports = []
-    for preset in progress(request.presets, desc="sweep", unit="preset"):
+    for preset in progress_bar(request.presets, "sweep", unit="preset", leave=False):
         run = f"{name}-{preset}"
         report = _finished_run(run, request.config)
         if report is None:
@@ -239,7 +239,7 @@ def run_sweep(request: SweepRequest) -> SweepReport:
             log.info("sweep %s: %s already finished with this config, reusing it", name, preset)
         reports.append(report)
     entries = []
-    for report in progress(reports, desc="latency per file", unit="run"):
+    for report in progress_bar(reports, "latency per file", unit="run", leave=False):
         entries += _entries(report, teacher, request.latency_calls)
     first = reports[0]
     sweep = SweepReport(

@@ -1,14 +1,19 @@
-"""`distill teacher {train,import,info}`."""
+"""`distill teacher {train,import,info,list}`."""
 
 from __future__ import annotations
 
 import argparse
 
+from distill.commands import format_table
+from distill.config import TRAINING_CONFIG_TABLE
+
 
 def _train(args: argparse.Namespace) -> int:
-    from distill.teachers.train_cli import train_command
+    from distill.runlog import run_log
+    from distill.teachers.train_cli import train_command, training_run_dir
 
-    return train_command(args)
+    with run_log(training_run_dir(args.name), args.command_line):
+        return train_command(args)
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -23,23 +28,50 @@ def _info(args: argparse.Namespace) -> int:
     return info_command(args)
 
 
+def _recorded_success(metrics: dict) -> str:
+    if "success" not in metrics:
+        return "-"
+    text = f"{metrics['success']:.3f}"
+    if "time_at_goal" in metrics and "episode_length" in metrics:
+        text += f", {metrics['time_at_goal']:.1f}/{metrics['episode_length']} steps at goal"
+    return text
+
+
+def _list(args: argparse.Namespace) -> int:
+    from distill.paths import teachers_dir
+    from distill.teachers.zoo import zoo_entries
+
+    entries = zoo_entries()
+    if not entries:
+        print(f"no teachers in {teachers_dir()} (import one with `distill teacher import`)")
+        return 0
+    rows = [(e.name, e.env, e.arch.actor_depth, e.arch.critic_depth, e.arch.width,
+             "yes" if e.has_weights else "no", _recorded_success(e.metrics)) for e in entries]
+    print(format_table(("teacher", "env", "actor depth", "critic depth", "width", "weights", "recorded success"),
+                       rows))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    group = sub.add_parser("teacher", help="train, import and inspect CRL teachers")
+    group = sub.add_parser("teacher", help="train, import, inspect and list CRL teachers")
     tsub = group.add_subparsers(dest="teacher_command", metavar="ACTION", required=True)
 
-    train = tsub.add_parser("train", help="train a CRL teacher from its teacher.toml [train] table")
+    train = tsub.add_parser("train", help=f"train a CRL teacher from its teacher.toml [{TRAINING_CONFIG_TABLE}] table",
+                            description="Checkpoints, curve and run.log go to runs/teachers/NAME; "
+                                        "the trained teacher to teachers/NAME.")
     train.add_argument("--name", required=True, help="zoo name: teachers/NAME/teacher.toml")
-    train.add_argument("--config", help="TOML with [train] overrides (default: the teacher's own)")
-    train.add_argument("--out", help="output folder (default teachers/NAME)")
+    train.add_argument("--config", help=f"TOML file whose [{TRAINING_CONFIG_TABLE}] table replaces the teacher's "
+                                        "(default: the one in teachers/NAME/teacher.toml)")
+    train.add_argument("--out", help="output folder (default: teachers/NAME)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.set_defaults(func=_train)
 
     imp = tsub.add_parser("import", help="import a scaling-crl / JaxGCRL pickle safely")
     imp.add_argument("path", help="the checkpoint file written by scaling-crl or JaxGCRL")
     imp.add_argument("--name", required=True, help="zoo name to write teachers/NAME/")
-    imp.add_argument("--env", help="env name the teacher was trained on")
-    imp.add_argument("--obs-dim", type=int, help="state dims (inferred from --env when given)")
-    imp.add_argument("--goal-dim", type=int, help="goal dims (inferred from --env when given)")
+    imp.add_argument("--env", help="env name the teacher was trained on (default: none, recorded as 'unknown')")
+    imp.add_argument("--obs-dim", type=int, help="state dims (default: from --env)")
+    imp.add_argument("--goal-dim", type=int, help="goal dims (default: from --env)")
     imp.add_argument("--force", action="store_true", help="overwrite an existing teacher folder")
     imp.set_defaults(func=_import)
 
@@ -47,3 +79,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     info.add_argument("name", help="zoo name or teacher folder")
     info.add_argument("--random-init", action="store_true", help="build with random weights if none")
     info.set_defaults(func=_info)
+
+    zoo = tsub.add_parser("list", help="the teacher zoo: env, depths, width, weights present, recorded success")
+    zoo.set_defaults(func=_list)

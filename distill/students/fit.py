@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from distill.errors import DistillError
+from distill.progress import progress_bar
 from distill.students.distributed import SINGLE, DistContext
 from distill.students.fit_log import EpochRecord, FitLog
 from distill.students.losses import LOSS_COLUMNS, TrainForward, batch_loss, per_row_loss
@@ -220,8 +220,8 @@ def _fit(
     steps = samples = 0
     train_seconds, stopped = 0.0, False
     log = FitLog(log_dir, cfg.loss) if log_dir is not None and dist.is_main else None
-    bar = tqdm(range(1, max_epochs + 1), desc="fit student", unit="epoch",
-               disable=not (progress and dist.is_main), leave=False)
+    bar = progress_bar(range(1, max_epochs + 1), "fit student", enabled=progress and dist.is_main,
+                       unit="epoch", leave=False)
     try:
         for epoch in bar:
             t0 = time.perf_counter()

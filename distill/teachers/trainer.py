@@ -21,12 +21,12 @@ import jax
 import numpy as np
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
-from tqdm import tqdm
 
 import distill
 from distill.atomic import write_bytes_atomic, write_text_atomic
 from distill.envs import make_env
 from distill.errors import DistillError
+from distill.progress import progress_bar
 from distill.rollouts import EpisodeMetrics, evaluate
 from distill.teachers import checkpoint, crl, networks
 
@@ -122,8 +122,8 @@ def train(cfg: crl.CRLConfig, run_dir: Path, resume: bool = False, max_iteration
     start_it = int(ts.iteration)
     eval_key = jax.random.PRNGKey(cfg.seed + 1)
     t0 = time.perf_counter()
-    bar = tqdm(range(start_it, total), initial=start_it, total=total, desc=f"CRL {cfg.env}",
-               unit="it", disable=not progress)
+    bar = progress_bar(range(start_it, total), f"CRL {cfg.env}", enabled=progress, initial=start_it, total=total,
+                       unit="it")
     metrics: dict[str, Any] = {}
     for _ in bar:
         ts, metrics = crl.iteration(cfg, env, ts)
