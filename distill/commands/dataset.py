@@ -26,6 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     ):
         cmd = dsub.add_parser(name, help=text)
         cmd.add_argument("path", help="datasets/<run>/rollouts.h5")
-        cmd.add_argument("--teacher", help="zoo name or folder: check its input and action dims against the data")
+        cmd.add_argument("--teacher", help="zoo name or folder: check its input and action dims against the data (default: no teacher check)")
         cmd.add_argument("--max-memory-mb", type=float, help="bound on the scan's buffers (default 256)")
         cmd.set_defaults(func=func)

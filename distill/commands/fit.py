@@ -17,6 +17,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--preset", help="student preset from students/presets.toml (default: the file's default)")
     fit.add_argument("--out", required=True, help="folder for student.toml, weights and logs/")
     fit.add_argument("--seed", type=int, default=0, help="initial weights and row order")
-    fit.add_argument("--train-config", help="TOML with a [train] table over the preset's fitting config")
+    fit.add_argument("--train-config", help="TOML with a [train] table over the preset's fitting config (default: the preset's own)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(func=_fit)
