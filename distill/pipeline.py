@@ -170,8 +170,9 @@ def run_distillation(request: RunRequest) -> RunReport:
     log.info("distill run %s: teacher %s on %s, student %s, %d DAgger rounds x %d envs x %d episode(s) of %d steps",
              run, teacher.name, env.spec.name, preset.name, cfg.rounds, cfg.envs, cfg.episodes_per_round,
              env.spec.episode_length)
+    # The teacher labels in cfg.teacher_dtype; its exported actor and latency rows stay float32.
     result = run_dagger(
-        env, teacher, preset, train_cfg, cfg, dataset_path, student_dir,
+        env, teacher.with_compute_dtype(cfg.teacher_dtype), preset, train_cfg, cfg, dataset_path, student_dir,
         lineage={"run": run, "preset": preset.name, "dagger": cfg.__dict__, "train": train_cfg.__dict__,
                  "teacher_dir": str(teacher.directory)},
     )
