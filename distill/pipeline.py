@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 import distill
+from distill import sharding
 from distill.artifacts import read_toml
 from distill.bench.latency import (
     available_backends,
@@ -152,9 +153,12 @@ def measure_latency(student_onnx: Path, teacher_onnx: Path, student: MLPStudent,
     return tuple(rows)
 
 
-def run_distillation(request: RunRequest) -> RunReport:
-    """The whole flow for one teacher and one student preset; writes students/RUN/report.{md,json}."""
+def run_distillation(request: RunRequest) -> RunReport | None:
+    """The whole flow for one teacher and one student preset; writes students/RUN/report.{md,json}.
+    Launched as several processes (`distill.sharding`), every process collects its share of each
+    round and only process 0 goes on to fit, export, report, and return the report."""
     t0 = time.perf_counter()
+    sharding.initialize_distributed()
     if request.run is not None:
         check_run_name(request.run)
     teacher = load_teacher(request.teacher, random_init=request.random_init)
@@ -176,6 +180,8 @@ def run_distillation(request: RunRequest) -> RunReport:
         lineage={"run": run, "preset": preset.name, "dagger": cfg.__dict__, "train": train_cfg.__dict__,
                  "teacher_dir": str(teacher.directory)},
     )
+    if result is None:
+        return None
     student = result.student
     exports = export_all(student, teacher, student_dir, dataset_path)
     variants = evaluate_variants(env, exports, cfg)
@@ -211,6 +217,7 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
 
 def run_command(args: argparse.Namespace) -> int:
     report = run_distillation(request_from_args(args))
-    print()
-    print(render_markdown(report))
+    if report is not None:
+        print()
+        print(render_markdown(report))
     return 0
