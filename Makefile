@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TEACHER ?= reacher_8
 RUN ?=
+CONFIG ?=
+RANDOM_INIT ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: distill test test-slow teacher venv clean
@@ -18,7 +20,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 distill: $(STAMP)
-	$(BIN)/distill run --teacher $(TEACHER) $(if $(RUN),--run $(RUN),)
+	$(BIN)/distill run --teacher $(TEACHER) $(if $(RUN),--run $(RUN),) $(if $(CONFIG),--config $(CONFIG),) \
+		$(if $(RANDOM_INIT),--random-init,)
 
 teacher: $(STAMP)
 	$(BIN)/distill teacher train --name $(TEACHER)
