@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 TEACHER ?= reacher_8
 RUN ?=
 PRESETS ?= mlp_1x32,mlp_2x64,mlp_2x256,mlp_4x512
+CONFIG ?=
+RANDOM_INIT ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: distill bench dagger-vs-bc test test-slow teacher venv clean
@@ -19,7 +21,8 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 distill: $(STAMP)
-	$(BIN)/distill run --teacher $(TEACHER) $(if $(RUN),--run $(RUN),)
+	$(BIN)/distill run --teacher $(TEACHER) $(if $(RUN),--run $(RUN),) $(if $(CONFIG),--config $(CONFIG),) \
+		$(if $(RANDOM_INIT),--random-init,)
 
 bench: $(STAMP)
 	$(BIN)/distill sweep --teacher $(TEACHER) --presets $(PRESETS)

@@ -19,10 +19,12 @@ refitted, never collected twice).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from distill import labels
+from distill import labels, sharding
 from distill.atomic import atomic_path, write_text_atomic
 from distill.config import from_table
 from distill.data import DatasetMeta, RolloutReader, RolloutWriter
@@ -53,7 +55,7 @@ from distill.students.jax_mirror import student_apply, student_params_to_jax
 from distill.students.mlp import MLPStudent, build_student
 from distill.students.presets import StudentPreset, StudentTrainConfig
 from distill.teachers import networks
-from distill.teachers.teacher import Teacher
+from distill.teachers.teacher import COMPUTE_DTYPES, Teacher
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,9 @@ class DaggerConfig:
     heldout_seed: int = 20_000
     """Seed of the held-out episodes; apart from `seed`, so runs that differ only in their seed
     (and DAgger and behaviour cloning) measure their critic gaps on the same states."""
+    teacher_dtype: str = "float32"
+    """What the teacher computes its actions and labels in: "bfloat16" halves its memory traffic
+    and is faster on GPUs; on CPUs float32 is as fast or faster, hence the default."""
 
     def __post_init__(self) -> None:
         if self.beta_schedule not in BETA_SCHEDULES:
@@ -103,6 +108,8 @@ class DaggerConfig:
         if bad or self.eval_episodes < 1 or self.episode_length < 0:
             raise DistillError(f"{', '.join(bad) or 'eval_episodes or episode_length'}: "
                                "counts must be >= 1 (episode_length >= 0)")
+        if self.teacher_dtype not in COMPUTE_DTYPES:
+            raise DistillError(f"teacher_dtype {self.teacher_dtype!r}: use one of {', '.join(COMPUTE_DTYPES)}")
         if not (0.0 <= self.beta0 <= 1.0 and 0.0 <= self.beta_decay <= 1.0):
             raise DistillError(f"beta0={self.beta0}, beta_decay={self.beta_decay}: both must be in [0, 1]")
 
@@ -228,31 +235,41 @@ class CollectedRound:
     critic_s: float
 
 
-def _actor_step_seconds(teacher: Teacher, batch: int, calls: int = 5) -> float:
-    """Seconds of one jit'd actor call at `batch` rows: the teacher's per-step share of a rollout."""
-    act = jax.jit(networks.actor_dist)
-    obs = jnp.zeros((batch, teacher.arch.obs_dim + teacher.arch.goal_dim), jnp.float32)
-    jax.block_until_ready(act(teacher.actor_params, obs))
+def _actor_step_seconds(actor_params, obs: jax.Array) -> float:
+    """Seconds of one actor call on a rollout step's batch (placed as the rollout places it): the
+    teacher's per-step share of a rollout. Compiled ahead (cached after the first round), timed once."""
+    compiled = jax.jit(networks.actor_dist).lower(actor_params, obs).compile()
     t0 = time.perf_counter()
-    for _ in range(calls):
-        jax.block_until_ready(act(teacher.actor_params, obs))
-    return (time.perf_counter() - t0) / calls
+    jax.block_until_ready(compiled(actor_params, obs))
+    return time.perf_counter() - t0
 
 
 def collect_round(
     env: MjxGoalEnv, teacher: Teacher, student: MLPStudent, beta: float, cfg: DaggerConfig, round_index: int,
+    devices: Sequence[jax.Device] | None = None,
 ) -> CollectedRound:
-    """One round of labelled rows, flattened to [rows, ...] in time-major order."""
+    """One round of labelled rows, flattened to [rows, ...] in time-major order; envs and label
+    chunks are split over `devices` (default: every device jax sees; see `distill.sharding`)."""
+    return _collect(env, teacher, student_params_to_jax(student), beta, cfg, round_index,
+                    sharding.env_mesh(cfg.envs, devices))
+
+
+def _collect(env, teacher, student_params, beta, cfg, round_index, mesh) -> CollectedRound:
     key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), round_index)
     k_reset, k_roll = jax.random.split(key)
-    state = reset_batch(env, k_reset, cfg.envs)
+    if mesh is not None:
+        state = sharding.reset_split(env, k_reset, cfg.envs, mesh)
+        teacher = replace(teacher, actor_params=sharding.replicate(teacher.actor_params, mesh),
+                          critic_params=sharding.replicate(teacher.critic_params, mesh))
+    else:
+        state = reset_batch(env, k_reset, cfg.envs)
     steps_n = env.spec.episode_length * cfg.episodes_per_round
     teacher_acts = beta > 0
-    params = {"actor": teacher.actor_params, "student": student_params_to_jax(student),
-              "beta": jnp.asarray(beta, jnp.float32)}
+    params = sharding.replicate({"actor": teacher.actor_params, "student": student_params,
+                                 "beta": jnp.asarray(beta, jnp.float32)}, mesh)
     t0 = time.perf_counter()
-    _, steps = rollout(env, mixed_policy(teacher_acts), steps_n, params, state, k_roll)
-    steps = jax.device_get(steps)
+    _, steps = rollout(env, mixed_policy(teacher_acts), steps_n, params, state, sharding.replicate(k_roll, mesh))
+    steps = sharding.gather(steps)
     rollout_s = time.perf_counter() - t0
     T, N = steps.t.shape
     flat = lambda x: np.asarray(x).reshape((T * N,) + np.asarray(x).shape[2:])
@@ -265,13 +282,14 @@ def collect_round(
     if teacher_acts:
         actor = labels.ActorLabels(*(flat(steps.extras[k]) for k in
                                      ("teacher_mean", "teacher_log_std", "teacher_action")))
-        teacher_s = min(rollout_s, _actor_step_seconds(teacher, N) * T)
+        teacher_s = min(rollout_s, T * _actor_step_seconds(
+            teacher.actor_params, sharding.split_rows(np.asarray(steps.obs[0]), mesh)))
     else:
-        actor = labels.label_actor(teacher, teacher_obs, cfg.label_chunk)
+        actor = labels.label_actor(teacher, teacher_obs, cfg.label_chunk, mesh)
         teacher_s = time.perf_counter() - t1
     t2 = time.perf_counter()
-    critic = (labels.critic_values(teacher, teacher_obs, actor.action, cfg.label_chunk) if cfg.critic_labels
-              else np.full(T * N, np.nan, np.float32))
+    critic = (labels.critic_values(teacher, teacher_obs, actor.action, cfg.label_chunk, mesh=mesh)
+              if cfg.critic_labels else np.full(T * N, np.nan, np.float32))
     critic_s = time.perf_counter() - t2
     env_ids = np.broadcast_to(np.arange(N), (T, N))
     episode = (round_index * N + env_ids).astype(np.int64) * 1_000_000 + np.asarray(steps.episode, np.int64)
@@ -386,7 +404,8 @@ class _Progress:
         if not path.is_file():
             return cls(path, config)
         doc = json.loads(path.read_text())
-        if doc.get("config") != config:
+        # Keys added to DaggerConfig since the run started held their defaults then.
+        if {**asdict(DaggerConfig()), **doc.get("config", {})} != config:
             raise DistillError(f"{path}: this run was started with another [distill] config; "
                                "use a new --run name or delete the run folder")
         try:
@@ -405,10 +424,15 @@ class _Progress:
 def run_dagger(
     env: MjxGoalEnv, teacher: Teacher, preset: StudentPreset, train_cfg: StudentTrainConfig,
     cfg: DaggerConfig, dataset_path: Path, student_dir: Path, lineage: dict[str, Any],
-) -> DaggerResult:
+) -> DaggerResult | None:
+    """The loop; in a multi-process run only process 0 returns a result (and writes anything), the
+    others take their share of each round's collection (`follow_rounds`)."""
     env = run_env(env, cfg)
     spec = env.spec
     check_teacher_fits_env(teacher, env)
+    if not sharding.is_writer():
+        follow_rounds(env, teacher, preset, cfg)
+        return None
     student_dir.mkdir(parents=True, exist_ok=True)
     meta = DatasetMeta.from_env_spec(
         spec, teacher_name=teacher.name, teacher_sha256=teacher.weights_sha256 or "random-init",
@@ -440,9 +464,10 @@ def run_dagger(
         log.info("resuming %s after round %d", student_dir.name, progress.rounds[-1].round)
     else:
         student = build_student(preset, spec.student_input_dim, spec.action_dim, seed=cfg.seed)
+    channel = sharding.Channel()
     for k in range(len(progress.rounds), cfg.rounds):
         record, student = _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path,
-                                 student_dir, heldout, eval_key)
+                                 student_dir, heldout, eval_key, channel)
         save_student(student, student_dir / "student", metadata={"round": k, "teacher": teacher.name})
         progress.append(record)
         m, st = record.student, record.stages
@@ -451,11 +476,12 @@ def run_dagger(
                  "fit %.1f, eval %.1f; %.0f labelled rows/s)", k, record.beta, record.rows, m.success,
                  m.time_at_goal, m.final_success, record.critic_gap, record.fit.loss_final, record.seconds,
                  st.physics, st.teacher, st.critic, st.write, st.fit, st.eval, record.labelled_rows_per_s)
+    _announce_round(channel, -1, student_params_to_jax(student))
     return DaggerResult(student=student, rounds=progress.rounds, teacher_metrics=teacher_metrics,
                         dataset=dataset_path, student_dir=student_dir)
 
 
-def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path, student_dir, heldout, eval_key):
+def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path, student_dir, heldout, eval_key, channel):
     """Collect (unless committed already), refit on the aggregate, evaluate: one RoundRecord."""
     spec = env.spec
     beta = cfg.beta(k)
@@ -463,7 +489,9 @@ def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path,
     reader = RolloutReader(dataset_path)
     collected, new_rows, write_s = None, 0, 0.0
     if k not in reader.committed_rounds:
-        collected = collect_round(env, teacher, student, beta, cfg, k)
+        params = student_params_to_jax(student)
+        _announce_round(channel, k, params)
+        collected = _collect(env, teacher, params, beta, cfg, k, sharding.env_mesh(cfg.envs))
         t_write = time.perf_counter()
         with RolloutWriter.open(dataset_path, expect_meta=meta) as w:
             w.append_round(k, collected.columns)
@@ -489,6 +517,36 @@ def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path,
         labelled_rows_per_s=new_rows / collect_s if collect_s > 0 else 0.0,
     )
     return record, student
+
+
+# --- several processes -----------------------------------------------------------------------------
+def _pack_round(k: int, student_params) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, np.int64(k), *(np.asarray(x) for x in jax.tree_util.tree_leaves(student_params)))
+    return buf.getvalue()
+
+
+def _unpack_round(message: bytes, template) -> tuple[int, Any]:
+    with np.load(io.BytesIO(message)) as z:
+        arrays = [z[f"arr_{i}"] for i in range(len(z.files))]
+    return int(arrays[0]), jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), arrays[1:])
+
+
+def _announce_round(channel: sharding.Channel, k: int, student_params) -> None:
+    """Process 0 tells the others which round to collect next (-1: none) and with which student."""
+    if jax.process_count() > 1:
+        channel.send(_pack_round(k, student_params))
+
+
+def follow_rounds(env: MjxGoalEnv, teacher: Teacher, preset: StudentPreset, cfg: DaggerConfig) -> None:
+    """A process other than 0: collect each round process 0 announces, on this host's devices of the
+    shared mesh, until it announces none. Rows are gathered to every process; only 0 keeps them."""
+    spec = env.spec
+    template = student_params_to_jax(build_student(preset, spec.student_input_dim, spec.action_dim, seed=cfg.seed))
+    mesh, channel = sharding.env_mesh(cfg.envs), sharding.Channel()
+    while (announced := _unpack_round(channel.receive(), template))[0] >= 0:
+        k, params = announced
+        _collect(env, teacher, params, cfg.beta(k), cfg, k, mesh)
 
 
 def rows_per_round(env: MjxGoalEnv, cfg: DaggerConfig) -> int:

@@ -16,7 +16,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
+from distill import sharding
 from distill.teachers import networks
 from distill.teachers.teacher import Teacher
 
@@ -33,24 +35,28 @@ class ActorLabels:
     the rollout computes the teacher's executed action)."""
 
 
-def chunked(fn: Callable[..., jax.Array | tuple], arrays: tuple[np.ndarray, ...], chunk: int):
+def chunked(fn: Callable[..., jax.Array | tuple], arrays: tuple[np.ndarray, ...], chunk: int,
+            mesh: Mesh | None = None):
     """`fn` over rows of `arrays` in chunks of exactly `chunk` rows (the last padded with its own
-    first row), outputs concatenated back to numpy; `fn` returns an array or a tuple of them."""
+    first row), outputs concatenated back to numpy; `fn` returns an array or a tuple of them. With a
+    mesh each chunk is split over its devices (the chunk rounded up to a multiple of their count)."""
     n = arrays[0].shape[0]
-    size = min(chunk, max(n, 1))
+    ways = mesh.devices.size if mesh is not None else 1
+    size = -(-min(chunk, max(n, 1)) // ways) * ways
+    put = partial(sharding.split_rows, mesh=mesh) if mesh is not None else jnp.asarray
     outs: list = []
     for start in range(0, n, size):
         part = [a[start : start + size] for a in arrays]
         valid = part[0].shape[0]
         if valid < size:
             part = [np.concatenate([p, np.repeat(p[:1], size - valid, 0)]) for p in part]
-        out = fn(*(jnp.asarray(p) for p in part))
+        out = fn(*(put(p) for p in part))
         out = out if isinstance(out, tuple) else (out,)
-        outs.append(tuple(np.asarray(o)[:valid] for o in jax.device_get(out)))
+        outs.append(tuple(np.asarray(o)[:valid] for o in sharding.gather(out)))
     if not outs:
-        empty = fn(*(jnp.asarray(a[:1]) for a in arrays))
-        empty = empty if isinstance(empty, tuple) else (empty,)
-        return tuple(np.zeros((0, *np.shape(e)[1:]), np.float32) for e in empty)
+        shapes = jax.eval_shape(fn, *(jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype) for a in arrays))
+        shapes = shapes if isinstance(shapes, tuple) else (shapes,)
+        return tuple(np.zeros((0, *s.shape[1:]), np.float32) for s in shapes)
     return tuple(np.concatenate(parts) for parts in zip(*outs))
 
 
@@ -72,28 +78,30 @@ def _g_repr(critic, goal):
     return networks.apply_encoder(critic["g_encoder"], goal).astype(jnp.float32)
 
 
-def label_actor(teacher: Teacher, obs: np.ndarray, chunk: int = DEFAULT_CHUNK) -> ActorLabels:
+def label_actor(teacher: Teacher, obs: np.ndarray, chunk: int = DEFAULT_CHUNK,
+                mesh: Mesh | None = None) -> ActorLabels:
     """The teacher actor's mean and log std for each row of its observation."""
     return ActorLabels(*chunked(partial(_actor_labels, teacher.actor_params),
-                                (np.asarray(obs, np.float32),), chunk))
+                                (np.asarray(obs, np.float32),), chunk, mesh))
 
 
-def goal_reprs(teacher: Teacher, goals: np.ndarray, chunk: int = DEFAULT_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+def goal_reprs(teacher: Teacher, goals: np.ndarray, chunk: int = DEFAULT_CHUNK,
+               mesh: Mesh | None = None) -> tuple[np.ndarray, np.ndarray]:
     """ψ(g) of each distinct goal row, and each row's index into them."""
     unique, inverse = np.unique(np.asarray(goals, np.float32), axis=0, return_inverse=True)
-    (reprs,) = chunked(partial(_g_repr, teacher.critic_params), (unique,), chunk)
+    (reprs,) = chunked(partial(_g_repr, teacher.critic_params), (unique,), chunk, mesh)
     return reprs, inverse.reshape(-1)
 
 
 def critic_values(
     teacher: Teacher, obs: np.ndarray, action: np.ndarray, chunk: int = DEFAULT_CHUNK,
-    goals: tuple[np.ndarray, np.ndarray] | None = None,
+    goals: tuple[np.ndarray, np.ndarray] | None = None, mesh: Mesh | None = None,
 ) -> np.ndarray:
     """Q(s, a, g) = -‖φ(s, a) − ψ(g)‖ for rows of the teacher's observation (state then goal);
     `goals` reuses ψ from `goal_reprs` of the same rows."""
     obs = np.asarray(obs, np.float32)
     obs_dim = teacher.arch.obs_dim
-    g_repr, inverse = goals if goals is not None else goal_reprs(teacher, obs[:, obs_dim:], chunk)
+    g_repr, inverse = goals if goals is not None else goal_reprs(teacher, obs[:, obs_dim:], chunk, mesh)
     (sa,) = chunked(partial(_sa_repr, teacher.critic_params, obs_dim=obs_dim),
-                    (obs, np.asarray(action, np.float32)), chunk)
+                    (obs, np.asarray(action, np.float32)), chunk, mesh)
     return -np.sqrt(np.sum(np.square(sa - g_repr[inverse]), axis=-1)).astype(np.float32)

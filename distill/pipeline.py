@@ -11,15 +11,19 @@ import logging
 import platform
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import jax
 import numpy as np
 
 import distill
+from distill import sharding
 from distill.artifacts import read_toml
 from distill.bench.latency import (
+    LatencyResult,
     available_backends,
     cpu_name,
     jax_latency,
@@ -58,6 +62,10 @@ log = logging.getLogger(__name__)
 
 LATENCY_CALLS = 2000
 LATENCY_WARMUP = 200
+LATENCY_BUDGET_S = 15.0
+"""Timed seconds per latency row at most: a 512-layer teacher actor takes tens of milliseconds a
+call on a CPU, so it gets fewer than LATENCY_CALLS calls, never fewer than LATENCY_MIN_CALLS."""
+LATENCY_MIN_CALLS = 200
 VARIANT_EVAL_ROWS = 4096
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -131,30 +139,41 @@ def evaluate_variants(env: MjxGoalEnv, exports: Exports, cfg: DaggerConfig) -> t
     return tuple(records)
 
 
+def _latency(measure: Callable[..., LatencyResult]) -> LatencyResult:
+    """`measure(n_calls=, warmup=, progress=)` with as many calls as LATENCY_BUDGET_S allows after a
+    10-call probe (at most LATENCY_CALLS, at least LATENCY_MIN_CALLS)."""
+    probe = measure(n_calls=10, warmup=3, progress=False)
+    n = int(min(LATENCY_CALLS, max(LATENCY_MIN_CALLS, LATENCY_BUDGET_S * 1e3 / max(probe.median_ms, 1e-3))))
+    return measure(n_calls=n, warmup=min(LATENCY_WARMUP, n // 10), progress=True)
+
+
 def measure_latency(student_onnx: Path, teacher_onnx: Path, student: MLPStudent,
                     teacher: Teacher) -> tuple[LatencyRow, ...]:
     """Batch-1 latency of both models: ONNX Runtime on one CPU thread (as on the robot's CPU) for the
     like-for-like ratio, plus each model in its own framework, plus CUDA graphs on a GPU host."""
-    calls = {"n_calls": LATENCY_CALLS, "warmup": LATENCY_WARMUP, "progress": True}
     teacher_in = teacher.arch.obs_dim + teacher.arch.goal_dim
     rows = [
-        LatencyRow("student", ort_latency(student_onnx, threads=1, **calls)),
-        LatencyRow("teacher actor", ort_latency(teacher_onnx, threads=1, **calls)),
-        LatencyRow("student", torch_eager_latency(student, student.input_dim, threads=1, **calls)),
-        LatencyRow("teacher actor", jax_latency(networks.actor_act, teacher.actor_params, teacher_in, **calls)),
+        LatencyRow("student", _latency(partial(ort_latency, student_onnx, threads=1))),
+        LatencyRow("teacher actor", _latency(partial(ort_latency, teacher_onnx, threads=1))),
+        LatencyRow("student", _latency(partial(torch_eager_latency, student, student.input_dim, threads=1))),
+        LatencyRow("teacher actor", _latency(partial(jax_latency, networks.actor_act, teacher.actor_params,
+                                                     teacher_in))),
     ]
     if "torch_cuda_graph" in available_backends():
         rows += [
-            LatencyRow("student", torch_cuda_graph_latency(student, student.input_dim, **calls)),
-            LatencyRow("teacher actor", torch_cuda_graph_latency(TeacherActorModule(teacher.actor_params),
-                                                                 teacher_in, **calls)),
+            LatencyRow("student", _latency(partial(torch_cuda_graph_latency, student, student.input_dim))),
+            LatencyRow("teacher actor", _latency(partial(torch_cuda_graph_latency,
+                                                         TeacherActorModule(teacher.actor_params), teacher_in))),
         ]
     return tuple(rows)
 
 
-def run_distillation(request: RunRequest) -> RunReport:
-    """The whole flow for one teacher and one student preset; writes students/RUN/report.{md,json}."""
+def run_distillation(request: RunRequest) -> RunReport | None:
+    """The whole flow for one teacher and one student preset; writes students/RUN/report.{md,json}.
+    Launched as several processes (`distill.sharding`), every process collects its share of each
+    round and only process 0 goes on to fit, export, report, and return the report."""
     t0 = time.perf_counter()
+    sharding.initialize_distributed()
     if request.run is not None:
         check_run_name(request.run)
     teacher = load_teacher(request.teacher, random_init=request.random_init)
@@ -170,11 +189,14 @@ def run_distillation(request: RunRequest) -> RunReport:
     log.info("distill run %s: teacher %s on %s, student %s, %d DAgger rounds x %d envs x %d episode(s) of %d steps",
              run, teacher.name, env.spec.name, preset.name, cfg.rounds, cfg.envs, cfg.episodes_per_round,
              env.spec.episode_length)
+    # The teacher labels in cfg.teacher_dtype; its exported actor and latency rows stay float32.
     result = run_dagger(
-        env, teacher, preset, train_cfg, cfg, dataset_path, student_dir,
+        env, teacher.with_compute_dtype(cfg.teacher_dtype), preset, train_cfg, cfg, dataset_path, student_dir,
         lineage={"run": run, "preset": preset.name, "dagger": cfg.__dict__, "train": train_cfg.__dict__,
                  "teacher_dir": str(teacher.directory)},
     )
+    if result is None:
+        return None
     student = result.student
     exports = export_all(student, teacher, student_dir, dataset_path)
     variants = evaluate_variants(env, exports, cfg)
@@ -210,6 +232,7 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
 
 def run_command(args: argparse.Namespace) -> int:
     report = run_distillation(request_from_args(args))
-    print()
-    print(render_markdown(report))
+    if report is not None:
+        print()
+        print(render_markdown(report))
     return 0

@@ -85,3 +85,20 @@ def test_critic_values_reuse_goal_reprs(teacher):
     got = labels.critic_values(teacher, obs, action, chunk=128)  # 3 chunks, the last padded
     want = np.asarray(teacher.critic(obs[:, :10], action, obs[:, 10:]))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_teacher_computes_in_bf16_and_tracks_float32(teacher):
+    """`teacher_dtype = "bfloat16"`: the matmuls run in bf16 even for float32 observations, and the
+    labels stay close to float32's."""
+    bf16 = teacher.with_compute_dtype("bfloat16")
+    assert teacher.with_compute_dtype("float32") is teacher
+    obs = np.random.default_rng(2).normal(size=(64, 13)).astype(np.float32)
+    jaxpr = str(jax.make_jaxpr(networks.actor_dist)(bf16.actor_params, jnp.asarray(obs)))
+    assert "dot_general" in jaxpr and "bf16[64,128]" in jaxpr
+    got, want = labels.label_actor(bf16, obs, chunk=32), labels.label_actor(teacher, obs, chunk=32)
+    assert got.action.dtype == np.float32 and not np.array_equal(got.action, want.action)
+    err = np.abs(got.action - want.action)
+    assert err.max() < 0.1 and np.median(err) < 0.01  # bf16 keeps 8 mantissa bits
+    q16 = labels.critic_values(bf16, obs, want.action, chunk=32)
+    q32 = labels.critic_values(teacher, obs, want.action, chunk=32)
+    np.testing.assert_allclose(q16, q32, rtol=0.05, atol=0.05)

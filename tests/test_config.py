@@ -26,6 +26,7 @@ def _config(tmp_path, text: str):
     ("[distill]\ncritic_labels = 1\n", "critic_labels = 1 is int, expected a boolean"),
     ("[distill]\nroundz = 3\n", "unknown keys \\['roundz'\\]"),
     ("[distill]\nenvs = 0\n", "must be >= 1"),
+    ("[distill]\nteacher_dtype = \"float16\"\n", "teacher_dtype 'float16': use one of float32, bfloat16"),
     ("[distill\nrounds = 2\n", "invalid TOML"),
 ])
 def test_bad_configs_are_one_line_errors(tmp_path, text, match):
@@ -38,6 +39,7 @@ def test_good_config_and_number_widening(tmp_path):
     cfg = load_dagger_config(_config(tmp_path, "[distill]\nrounds = 3\nbeta0 = 1\nenvs = 16\n"))
     assert cfg == DaggerConfig(rounds=3, beta0=1.0, envs=16) and isinstance(cfg.beta0, (int, float))
     assert load_dagger_config(None) == DaggerConfig()
+    assert load_dagger_config(_config(tmp_path, '[distill]\nteacher_dtype = "bfloat16"\n')).teacher_dtype == "bfloat16"
 
 
 def test_crl_config_types_checked():

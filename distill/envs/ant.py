@@ -192,7 +192,7 @@ class Ant(MjxGoalEnv):
         The paper's noise (U(+-0.1) on z, on the quaternion and on the hips) sinks a foot up to
         0.3 m into the floor in 95% of resets. Brax's spring contacts pushed it out gently;
         MuJoCo's resolve it within ~0.02 s and launch the ant past the healthy z of 1.0."""
-        data = mjx.kinematics(self.mjx_model, mjx.make_data(self.mjx_model).replace(qpos=qpos))
+        data = mjx.kinematics(self.mjx_model, self.make_data().replace(qpos=qpos))
         return jnp.maximum(0.0, jnp.max(FOOT_RADIUS - data.geom_xpos[self._feet, 2]))
 
     def observe(self, data: mjx.Data, goal: jax.Array) -> jax.Array:

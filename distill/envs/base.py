@@ -157,12 +157,17 @@ class MjxGoalEnv:
 
     def __init__(self, mj_model: mujoco.MjModel, spec: EnvSpec, n_frames: int) -> None:
         self.mj_model = mj_model
-        self.mjx_model = mjx.put_model(mj_model)
+        # MJX's default device is jax.devices()[0], which in a multi-host run is process 0's.
+        self.device = jax.local_devices()[0]
+        self.mjx_model = mjx.put_model(mj_model, device=self.device)
         self.spec = spec
         self.n_frames = n_frames
         control_dt = float(mj_model.opt.timestep) * n_frames
         if abs(control_dt - spec.control_dt) > 1e-9:
             raise ValueError(f"{spec.name}: control_dt {spec.control_dt} != timestep x n_frames")
+
+    def make_data(self) -> mjx.Data:
+        return mjx.make_data(self.mjx_model, device=self.device)
 
     # --- hooks -------------------------------------------------------------------------------
     def sample_initial(self, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -215,7 +220,7 @@ class MjxGoalEnv:
     def _start(self, key: jax.Array, episode: jax.Array) -> EnvState:
         key, init_key = jax.random.split(key)
         qpos, qvel, goal = self.sample_initial(init_key)
-        data = mjx.make_data(self.mjx_model).replace(qpos=qpos, qvel=qvel)
+        data = self.make_data().replace(qpos=qpos, qvel=qvel)
         data = mjx.forward(self.mjx_model, data)
         obs, student_obs = self.observations(data, goal)
         return EnvState(

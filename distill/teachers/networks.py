@@ -110,7 +110,8 @@ def _index(p: Params, i: int) -> Params:
 
 
 def apply_trunk(p: Params, x: jax.Array, remat: bool = False) -> jax.Array:
-    x = _layer(p["input"]["dense"], p["input"]["norm"], x)
+    """Computes in the weights' dtype: bf16 weights make a bf16 network whatever the input's dtype."""
+    x = _layer(p["input"]["dense"], p["input"]["norm"], x.astype(p["input"]["dense"]["kernel"].dtype))
 
     def block(h, block_p):
         identity = h

@@ -1,10 +1,16 @@
 """Read scaling-crl / JaxGCRL pickles without running the code a pickle may name.
 
 Plain `pickle` calls whatever global a file names, so a checkpoint from the internet could run
-`os.system`. These files only need array and dtype reconstructors, so `find_class` answers from a
-fixed table of four (module, name) pairs and refuses everything else before importing anything.
-jax's reconstructor is never called: jax 0.4.23 pickles carry a `named_shape` that current jax
-rejects, and the numpy state inside them is all a frozen teacher needs.
+`os.system`. These files only need array, scalar and dtype reconstructors, so `find_class` answers
+from a fixed table of (module, name) pairs, each mapped to a stand-in written here that accepts
+only numeric data, and refuses everything else before importing anything. jax's reconstructor is
+never called: jax 0.4.23 pickles carry a `named_shape` that current jax rejects, and the numpy
+state inside them is all a frozen teacher needs.
+
+Trees saved after `jax.device_get` hold numpy arrays and numpy scalars instead of jax arrays; under
+pickle protocol 5 numpy writes arrays through `_frombuffer`, under protocol 2 their bytes through
+`_codecs.encode(text, "latin1")`. All of these load; numpy scalars come back as 0-d arrays, which is
+how every consumer of a parameter tree treats them.
 """
 
 from __future__ import annotations
@@ -39,22 +45,15 @@ def _dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
     return dtype
 
 
-def _array_from_state(fun: Any, args: Any, arr_state: Any, aval_state: Any = None) -> np.ndarray:
-    """Replaces `jax._src.array._reconstruct_array`: rebuilds the numpy array from its pickled state
-    (version, shape, dtype, fortran order, raw bytes) and ignores jax's abstract-value state."""
-    if fun is not _empty_array or not isinstance(args, tuple):
-        raise pickle.UnpicklingError("jax array state does not hold a numpy array")
-    if not (isinstance(arr_state, tuple) and len(arr_state) == 5):
-        raise pickle.UnpicklingError(
-            "jax array state is not (version, shape, dtype, fortran, data)"
-        )
-    _, shape, dtype, fortran, raw = arr_state
-    if (
-        not isinstance(dtype, np.dtype)
-        or dtype.kind not in _NUMERIC_KINDS
-        or dtype.fields is not None
-    ):
-        raise pickle.UnpicklingError(f"array dtype {dtype!r} is not a plain numeric dtype")
+def _numeric_dtype(dtype: Any, what: str) -> np.dtype:
+    if not isinstance(dtype, np.dtype) or dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
+        raise pickle.UnpicklingError(f"{what} dtype {dtype!r} is not a plain numeric dtype")
+    return dtype
+
+
+def _array_from_bytes(raw: Any, dtype: Any, shape: Any, fortran: bool) -> np.ndarray:
+    """A C-ordered copy of `raw` read as a numeric array of `shape`, after checking every part."""
+    dtype = _numeric_dtype(dtype, "array")
     if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
         raise pickle.UnpicklingError(f"array shape {shape!r} is not a tuple of sizes")
     if not isinstance(raw, (bytes, bytearray)):
@@ -68,12 +67,49 @@ def _array_from_state(fun: Any, args: Any, arr_state: Any, aval_state: Any = Non
     return flat.reshape(shape, order="F" if fortran else "C").copy(order="C")
 
 
+def _array_from_state(fun: Any, args: Any, arr_state: Any, aval_state: Any = None) -> np.ndarray:
+    """Replaces `jax._src.array._reconstruct_array`: rebuilds the numpy array from its pickled state
+    (version, shape, dtype, fortran order, raw bytes) and ignores jax's abstract-value state."""
+    if fun is not _empty_array or not isinstance(args, tuple):
+        raise pickle.UnpicklingError("jax array state does not hold a numpy array")
+    if not (isinstance(arr_state, tuple) and len(arr_state) == 5):
+        raise pickle.UnpicklingError(
+            "jax array state is not (version, shape, dtype, fortran, data)"
+        )
+    _, shape, dtype, fortran, raw = arr_state
+    return _array_from_bytes(raw, dtype, shape, bool(fortran))
+
+
+def _from_buffer(raw: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """Stands in for numpy's `numeric._frombuffer(buffer, dtype, shape, order)` (protocol 5)."""
+    if order not in ("C", "F"):
+        raise pickle.UnpicklingError(f"array order {order!r} is not 'C' or 'F'")
+    return _array_from_bytes(raw, dtype, shape, order == "F")
+
+
+def _scalar(dtype: Any, raw: Any = None) -> np.ndarray:
+    """Stands in for numpy's `multiarray.scalar(dtype, bytes)`: the value as a 0-d array."""
+    return _array_from_bytes(raw, _numeric_dtype(dtype, "scalar"), (), False)
+
+
+def _latin1_bytes(text: Any, encoding: Any) -> bytes:
+    """Stands in for `_codecs.encode(text, "latin1")`, how protocol 2 writes bytes."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode is allowed only as text.encode('latin1')")
+    return text.encode("latin1")
+
+
 ALLOWED: dict[tuple[str, str], Any] = {
     ("jax._src.array", "_reconstruct_array"): _array_from_state,
     ("numpy.core.multiarray", "_reconstruct"): _empty_array,
     ("numpy._core.multiarray", "_reconstruct"): _empty_array,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("numpy.core.numeric", "_frombuffer"): _from_buffer,
+    ("numpy._core.numeric", "_frombuffer"): _from_buffer,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): _dtype,
+    ("_codecs", "encode"): _latin1_bytes,
 }
 
 
@@ -91,7 +127,7 @@ class AllowListUnpickler(pickle.Unpickler):
             allowed = ", ".join(f"{m}.{n}" for m, n in ALLOWED)
             raise DistillError(
                 f"{self.source}: refused to load: the pickle references {module}.{name}, which could run "
-                f"code; only array reconstructors are allowed ({allowed}) — is this really a "
+                f"code; only array and scalar reconstructors are allowed ({allowed}) — is this really a "
                 "scaling-crl / JaxGCRL checkpoint?"
             ) from None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,16 @@ class Teacher:
     def critic(self, state, action, goal) -> jax.Array:
         f32 = lambda x: jnp.asarray(x, jnp.float32)
         return self._critic(self.critic_params, f32(state), f32(action), f32(goal))
+
+    def with_compute_dtype(self, compute_dtype: str) -> Teacher:
+        """The same teacher computing in `compute_dtype` (weights cast; this one is left as it is)."""
+        if compute_dtype not in COMPUTE_DTYPES:
+            raise DistillError(f"compute_dtype {compute_dtype!r}: use one of {', '.join(COMPUTE_DTYPES)}")
+        if compute_dtype == self.compute_dtype:
+            return self
+        return replace(self, actor_params=networks.cast_params(self.actor_params, compute_dtype),
+                       critic_params=networks.cast_params(self.critic_params, compute_dtype),
+                       compute_dtype=compute_dtype)
 
     @property
     def weights_sha256(self) -> str:
@@ -107,12 +117,9 @@ def load_teacher(
         to_jax = lambda t: jax.tree_util.tree_map(jnp.asarray, t)
         actor, critic = to_jax(actor_np), to_jax(critic_np)
         meta = doc
-    if compute_dtype != "float32":
-        actor, critic = networks.cast_params(actor, compute_dtype), networks.cast_params(critic, compute_dtype)
-    return Teacher(
-        name=name, env=doc["env"], arch=arch, actor_params=actor, critic_params=critic,
-        meta=meta, directory=directory, compute_dtype=compute_dtype,
-    )
+    teacher = Teacher(name=name, env=doc["env"], arch=arch, actor_params=actor, critic_params=critic,
+                      meta=meta, directory=directory)
+    return teacher.with_compute_dtype(compute_dtype)
 
 
 def as_numpy(x) -> np.ndarray:
