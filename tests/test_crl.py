@@ -85,3 +85,40 @@ def test_config_from_toml_table_has_paper_defaults_and_refuses_typos():
         crl.CRLConfig.from_dict({"batchsize": 256}, "teachers/x/teacher.toml [training.config]")
     with pytest.raises(DistillError, match=r"\[distill\]: rounds = .three. is str, expected an integer"):
         DaggerConfig.from_dict({"rounds": "three"})
+
+
+@pytest.mark.slow
+def test_go2_teacher_trains_on_its_privileged_state():
+    """On the Go2 the buffer holds the teacher's 50-dim state (not the student's 42), relabelled
+    goals are stored base xy from the same env's future, and evaluation reads the teacher's view."""
+    from distill.envs import make_env
+    from distill.rollouts import rollout
+    from distill.teachers.trainer import evaluate_actor
+
+    env = make_env("go2")
+    cfg = crl.CRLConfig(env="go2", actor_depth=4, critic_depth=4, width=16, num_envs=4, unroll_length=6,
+                        batch_size=32, env_steps_per_sgd_step=12, total_env_steps=48, max_replay_size=20,
+                        min_replay_size=6, eval_every=1000, checkpoint_every=1000)
+    ts = crl.init_state(cfg, env)
+    _, k_roll, _ = jax.random.split(ts.key, 3)
+    _, steps = rollout(env, crl.stochastic_actor, cfg.unroll_length, ts.actor, ts.env_state, k_roll)
+    ts, metrics = crl.iteration(cfg, env, ts)  # the same rollout, then one warm update
+
+    assert int(ts.sgd_steps) == cfg.sgd_steps and np.isfinite(float(metrics["critic_loss"]))
+    stored = np.asarray(ts.buffer.state[: cfg.unroll_length])
+    teacher_obs, student_obs = np.asarray(steps.obs), np.asarray(steps.student_obs)
+    assert stored.shape[-1] == env.spec.obs_dim == 50 and student_obs.shape[-1] == 44
+    np.testing.assert_array_equal(stored, teacher_obs[..., :50])
+    np.testing.assert_allclose(stored[0, :, 42:45], np.tile([0.0, 0.0, 0.28], (4, 1)), atol=1e-6)  # start pose
+
+    state, _, goal = crl.sample_batch(ts.buffer, jax.random.PRNGKey(1), 256, env.spec.goal_indices,
+                                      env.spec.episode_length, cfg.gamma)
+    state, goal = np.asarray(state), np.asarray(goal)
+    for s, g in zip(state, goal):
+        t, e = np.argwhere(np.all(stored == s, axis=-1))[0]
+        future_xy = stored[t:, e, 42:44]
+        assert np.any(np.all(future_xy == g, axis=-1))
+    assert np.abs(goal - state[:, 42:44]).max() > 0  # some goals come from later, moved states
+
+    ev = evaluate_actor(env, ts.actor, jax.random.PRNGKey(2), 4)
+    assert ev.episodes == 4 and np.isfinite(ev.final_distance)
