@@ -180,10 +180,16 @@ def evaluate_policy(
     """One episode in each of `num_episodes` parallel envs; the same key gives the same goals
     whatever the policy, so policies compare on equal terms."""
     length = steps or env.spec.episode_length
+    return first_episode_metrics(run_episodes(env, policy, params, key, num_episodes, length), length)
+
+
+def run_episodes(
+    env: MjxGoalEnv, policy: Policy, params: Any, key: jax.Array, num_episodes: int, steps: int,
+) -> Steps:
+    """`steps` steps of `num_episodes` envs from reset: what `evaluate_policy` scores."""
     k_reset, k_roll = jax.random.split(key)
     state = reset_batch(env, k_reset, num_episodes)
-    _, record = rollout(env, policy, length, params, state, k_roll)
-    return first_episode_metrics(record, length)
+    return rollout(env, policy, steps, params, state, k_roll)[1]
 
 
 @cache

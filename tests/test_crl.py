@@ -143,3 +143,21 @@ def test_random_baseline_is_written_beside_the_curve(tmp_path, capsys):
         assert float(r["time_at_goal"]) < 10 < teacher["time_at_goal"]
         assert float(r["final_success"]) < 0.3 < teacher["final_success"]
     assert rows["curve"]["final_distance"] != rows["final"]["final_distance"]  # other goals
+    assert 0 < float(rows["curve"]["reach_mean"]) <= float(rows["curve"]["reach_p95"])
+
+
+def test_reach_is_the_farthest_point_of_each_first_episode():
+    from distill.rollouts import Steps
+    from distill.teachers.baseline import reach
+
+    T, n = 6, 2
+    obs = np.zeros((T, n, 3), np.float32)
+    obs[:, 0, 1] = [0, 1, 3, 2, 2, 2]  # env 0 walks to 3 along its goal index 1 and back to 2
+    obs[:, 1, 1] = [0, 1, 1, 9, 9, 9]  # env 1's episode ends at step 2: the 9s are the next one's
+    done = np.zeros((T, n), bool)
+    done[2, 1] = True
+    steps = Steps(obs=obs, student_obs=None, goal=np.zeros((T, n, 1)), action=np.zeros((T, n, 1)),
+                  t=np.zeros((T, n)), episode=np.zeros((T, n)), done=done, success=np.zeros((T, n)),
+                  dist=np.zeros((T, n)), extras={})
+    r = reach(steps, (1,))
+    assert r.mean == pytest.approx(2.0) and r.p95 == pytest.approx(2.9)
