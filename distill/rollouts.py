@@ -171,8 +171,36 @@ def evaluate(
 ) -> EpisodeMetrics:
     """Deterministic evaluation: `num_episodes` parallel envs, one episode each, `act` reading
     the `view` observation; `steps` shortens the episodes (default: the env's length)."""
+    return evaluate_policy(env, deterministic(act, view), params, key, num_episodes, steps)
+
+
+def evaluate_policy(
+    env: MjxGoalEnv, policy: Policy, params: Any, key: jax.Array, num_episodes: int, steps: int | None = None,
+) -> EpisodeMetrics:
+    """One episode in each of `num_episodes` parallel envs; the same key gives the same goals
+    whatever the policy, so policies compare on equal terms."""
     length = steps or env.spec.episode_length
+    return first_episode_metrics(run_episodes(env, policy, params, key, num_episodes, length), length)
+
+
+def run_episodes(
+    env: MjxGoalEnv, policy: Policy, params: Any, key: jax.Array, num_episodes: int, steps: int,
+) -> Steps:
+    """`steps` steps of `num_episodes` envs from reset: what `evaluate_policy` scores."""
     k_reset, k_roll = jax.random.split(key)
     state = reset_batch(env, k_reset, num_episodes)
-    _, record = rollout(env, deterministic(act, view), length, params, state, k_roll)
-    return first_episode_metrics(record, length)
+    return rollout(env, policy, steps, params, state, k_roll)[1]
+
+
+@cache
+def uniform_random(action_dim: int) -> Policy:
+    """Actions drawn uniformly from [-1, 1]: the floor a trained policy must clear (cached, so
+    jit reuses it)."""
+
+    def policy(params, obs, key):
+        del params
+        shape = (*obs.teacher.shape[:-1], action_dim)
+        return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0), {}
+
+    policy.__name__ = f"uniform_random_{action_dim}"
+    return policy

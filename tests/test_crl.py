@@ -85,3 +85,79 @@ def test_config_from_toml_table_has_paper_defaults_and_refuses_typos():
         crl.CRLConfig.from_dict({"batchsize": 256}, "teachers/x/teacher.toml [training.config]")
     with pytest.raises(DistillError, match=r"\[distill\]: rounds = .three. is str, expected an integer"):
         DaggerConfig.from_dict({"rounds": "three"})
+
+
+@pytest.mark.slow
+def test_go2_teacher_trains_on_its_privileged_state():
+    """On the Go2 the buffer holds the teacher's 50-dim state (not the student's 42), relabelled
+    goals are stored base xy from the same env's future, and evaluation reads the teacher's view."""
+    from distill.envs import make_env
+    from distill.rollouts import rollout
+    from distill.teachers.trainer import evaluate_actor
+
+    env = make_env("go2")
+    cfg = crl.CRLConfig(env="go2", actor_depth=4, critic_depth=4, width=16, num_envs=4, unroll_length=6,
+                        batch_size=32, env_steps_per_sgd_step=12, total_env_steps=48, max_replay_size=20,
+                        min_replay_size=6, eval_every=1000, checkpoint_every=1000)
+    ts = crl.init_state(cfg, env)
+    _, k_roll, _ = jax.random.split(ts.key, 3)
+    _, steps = rollout(env, crl.stochastic_actor, cfg.unroll_length, ts.actor, ts.env_state, k_roll)
+    ts, metrics = crl.iteration(cfg, env, ts)  # the same rollout, then one warm update
+
+    assert int(ts.sgd_steps) == cfg.sgd_steps and np.isfinite(float(metrics["critic_loss"]))
+    stored = np.asarray(ts.buffer.state[: cfg.unroll_length])
+    teacher_obs, student_obs = np.asarray(steps.obs), np.asarray(steps.student_obs)
+    assert stored.shape[-1] == env.spec.obs_dim == 50 and student_obs.shape[-1] == 44
+    np.testing.assert_array_equal(stored, teacher_obs[..., :50])
+    np.testing.assert_allclose(stored[0, :, 42:45], np.tile([0.0, 0.0, 0.28], (4, 1)), atol=1e-6)  # start pose
+
+    state, _, goal = crl.sample_batch(ts.buffer, jax.random.PRNGKey(1), 256, env.spec.goal_indices,
+                                      env.spec.episode_length, cfg.gamma)
+    state, goal = np.asarray(state), np.asarray(goal)
+    for s, g in zip(state, goal):
+        t, e = np.argwhere(np.all(stored == s, axis=-1))[0]
+        future_xy = stored[t:, e, 42:44]
+        assert np.any(np.all(future_xy == g, axis=-1))
+    assert np.abs(goal - state[:, 42:44]).max() > 0  # some goals come from later, moved states
+
+    ev = evaluate_actor(env, ts.actor, jax.random.PRNGKey(2), 4)
+    assert ev.episodes == 4 and np.isfinite(ev.final_distance)
+
+
+def test_random_baseline_is_written_beside_the_curve(tmp_path, capsys):
+    """`distill teacher baseline`: a uniform random arm on reacher_8's evaluation goals scores far
+    below the trained teacher on time at goal and final-step success."""
+    import csv
+
+    from distill.cli import main
+    from distill.paths import teachers_dir
+    from distill.teachers.checkpoint import read_toml
+
+    assert main(["teacher", "baseline", "--name", "reacher_8", "--out", str(tmp_path)]) == 0
+    assert "random policy on reacher" in capsys.readouterr().out
+    rows = {r["goals"]: r for r in csv.DictReader((tmp_path / "random_baseline.csv").read_text().splitlines())}
+    assert set(rows) == {"curve", "final"}
+    teacher = read_toml(teachers_dir() / "reacher_8")["metrics"]
+    for r in rows.values():
+        assert int(r["episodes"]) == 256 and int(r["episode_length"]) == 50
+        assert float(r["time_at_goal"]) < 10 < teacher["time_at_goal"]
+        assert float(r["final_success"]) < 0.3 < teacher["final_success"]
+    assert rows["curve"]["final_distance"] != rows["final"]["final_distance"]  # other goals
+    assert 0 < float(rows["curve"]["reach_mean"]) <= float(rows["curve"]["reach_p95"])
+
+
+def test_reach_is_the_farthest_point_of_each_first_episode():
+    from distill.rollouts import Steps
+    from distill.teachers.baseline import reach
+
+    T, n = 6, 2
+    obs = np.zeros((T, n, 3), np.float32)
+    obs[:, 0, 1] = [0, 1, 3, 2, 2, 2]  # env 0 walks to 3 along its goal index 1 and back to 2
+    obs[:, 1, 1] = [0, 1, 1, 9, 9, 9]  # env 1's episode ends at step 2: the 9s are the next one's
+    done = np.zeros((T, n), bool)
+    done[2, 1] = True
+    steps = Steps(obs=obs, student_obs=None, goal=np.zeros((T, n, 1)), action=np.zeros((T, n, 1)),
+                  t=np.zeros((T, n)), episode=np.zeros((T, n)), done=done, success=np.zeros((T, n)),
+                  dist=np.zeros((T, n)), extras={})
+    r = reach(steps, (1,))
+    assert r.mean == pytest.approx(2.0) and r.p95 == pytest.approx(2.9)

@@ -47,18 +47,29 @@ def test_info_reacher(capsys):
 def test_info_go2(capsys):
     assert main(["env", "info", "go2"]) == 0
     out = capsys.readouterr().out
-    assert "44 = 42 state + 2 goal" in out
+    assert "teacher input   52 = 50 state + 2 goal" in out
+    assert "student input   44 = 42 state + 2 goal" in out
+    assert "[42, 43]" in out
     assert "12 in [-1, 1]" in out
     assert "500 steps (10 s)" in out and "0.5" in out
     assert "Newton solver, 1 iteration(s), 5 line-search, pyramidal cone" in out
-    rows = {
-        line.split()[0]: line for line in out.splitlines() if line.startswith("  [") and ":" in line
-    }
-    assert "base_ang_vel" in rows["[0:3]"]
-    assert "projected_gravity" in rows["[3:6]"]
-    assert "joint_pos" in rows["[6:18]"] and "joint_vel" in rows["[18:30]"]
-    assert "last_action" in rows["[30:42]"]
-    assert "goal" in rows["[42:44]"] and "goal_rel" in rows["[42:44]"]
+    teacher_part, student_part = out.split("teacher observation")[1].split("student observation")
+    student_part = student_part.split("actions")[0]
+
+    def rows(part: str) -> dict[str, str]:
+        return {line.split()[0]: line for line in part.splitlines() if line.startswith("  [")}
+
+    teacher, student = rows(teacher_part), rows(student_part)
+    for table in (teacher, student):
+        assert "base_ang_vel" in table["[0:3]"]
+        assert "projected_gravity" in table["[3:6]"]
+        assert "joint_pos" in table["[6:18]"] and "joint_vel" in table["[18:30]"]
+        assert "last_action" in table["[30:42]"]
+    assert "goal" in student["[42:44]"] and "goal_rel" in student["[42:44]"]
+    assert "state" in teacher["[42:45]"] and "base_pos_x" in teacher["[42:45]"]
+    assert "base_yaw" in teacher["[45:47]"] and "base_lin_vel" in teacher["[47:50]"]
+    assert "goal" in teacher["[50:52]"] and "goal_x" in teacher["[50:52]"]
+    assert "[42:44]" not in teacher and "[50:52]" not in student
     assert "FR_hip_target" in out and "RL_calf_target" in out
 
 

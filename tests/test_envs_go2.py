@@ -1,4 +1,5 @@
-"""The Go2 env: Menagerie figures, PD actuation, standing, auto-reset, goal observation."""
+"""The Go2 env: Menagerie figures, PD actuation, standing, auto-reset, and its two observations:
+the teacher's (privileged world-frame base state, the goal a slice of it) and the student's."""
 
 from __future__ import annotations
 
@@ -40,22 +41,33 @@ def _yaw_from_quat(q: np.ndarray) -> float:
 
 
 # --- layout and model figures (no physics compile) ---------------------------------------------
-def test_spec_dims_and_layout(env):
-    spec = env.spec
-    assert (spec.obs_dim, spec.goal_dim, spec.action_dim) == (42, 2, 12)
-    assert spec.goal_indices == ()
-    assert spec.control_dt == pytest.approx(0.02)
-    assert len(spec.obs_names) == spec.input_dim == 44
-    assert len(spec.action_names) == 12
-    assert spec.action_names[0].startswith("FR_hip") and spec.action_names[-1].startswith("RL_calf")
+def _contiguous(groups, dim: int) -> dict[str, tuple[int, int]]:
     stops = [0]
-    for name, start, stop in env.obs_groups:
+    for name, start, stop in groups:
         assert start == stops[-1], name
         stops.append(stop)
-    assert stops[-1] == spec.input_dim
-    fields = {name: (start, stop) for name, start, stop in env.obs_groups}
-    assert fields["goal_rel"] == (42, 44)
-    assert fields["last_action"] == (30, 42)
+    assert stops[-1] == dim
+    return {name: (start, stop) for name, start, stop in groups}
+
+
+def test_spec_dims_and_layout(env):
+    spec = env.spec
+    assert (spec.obs_dim, spec.goal_dim, spec.action_dim) == (50, 2, 12)
+    assert spec.asymmetric and spec.student_input_dim == 44 and spec.student_observation.goal_dim == 2
+    assert spec.goal_indices == (42, 43)
+    assert spec.control_dt == pytest.approx(0.02)
+    assert len(spec.obs_names) == spec.input_dim == 52
+    assert len(spec.action_names) == 12
+    assert spec.action_names[0].startswith("FR_hip") and spec.action_names[-1].startswith("RL_calf")
+    teacher = _contiguous(env.obs_groups, 52)
+    student = _contiguous(env.student_obs_groups, 44)
+    assert student["goal_rel"] == (42, 44) and student["last_action"] == (30, 42)
+    assert teacher["base_pos"] == (42, 45) and teacher["goal"] == (50, 52)
+    assert [spec.obs_names[i] for i in spec.goal_indices] == ["base_pos_x", "base_pos_y"]
+    assert spec.obs_names[:42] == spec.student_observation.names[:42]
+    for groups, names in ((env.obs_groups, spec.obs_names), (env.student_obs_groups, spec.student_observation.names)):
+        for name, start, stop in groups:
+            assert all(n.startswith(name) for n in names[start:stop]), name
 
 
 def test_masses_and_geometry_match_menagerie(env):
@@ -136,14 +148,18 @@ def test_pd_law_and_torque_clipping(env):
 
 # --- MJX physics ---------------------------------------------------------------------------------
 def test_reset_obs_and_ctrl_hold_home_pose(env, start):
-    obs = np.asarray(start.obs)
-    assert obs.shape == (44,)
+    obs = np.asarray(start.student_obs)
+    assert obs.shape == (44,) and start.obs.shape == (52,)
     np.testing.assert_allclose(obs[3:6], [0, 0, -1], atol=1e-5)
     assert np.abs(obs[6:18]).max() <= go2_module.JOINT_NOISE + 1e-6
     np.testing.assert_array_equal(obs[30:42], 0.0)
     np.testing.assert_array_equal(np.asarray(start.data.ctrl), 0.0)
     r = float(np.linalg.norm(np.asarray(start.goal)))
     assert 1.0 <= r <= 3.0
+    teacher = np.asarray(start.obs)
+    np.testing.assert_allclose(teacher[42:45], [0.0, 0.0, go2_module.START_HEIGHT], atol=1e-6)
+    np.testing.assert_array_equal(teacher[47:50], 0.0)
+    np.testing.assert_array_equal(teacher[50:52], np.asarray(start.goal))
 
 
 def test_stands_under_zero_action(env, step, start):
@@ -154,25 +170,24 @@ def test_stands_under_zero_action(env, step, start):
         assert not bool(state.done)
         heights.append(float(state.data.qpos[2]))
         uprights.append(float(state.data.xmat[env.mj_model.body("base").id, 2, 2]))
-    assert np.isfinite(np.asarray(state.obs)).all()
+    assert np.isfinite(np.asarray(state.obs)).all() and np.isfinite(np.asarray(state.student_obs)).all()
     assert 0.22 < min(heights) and max(heights) < 0.30
     assert min(uprights) > 0.97
     assert float(np.linalg.norm(np.asarray(state.data.qpos[:2]))) < 0.1
-    assert np.abs(np.asarray(state.obs[:3])).max() < 0.1
+    assert np.abs(np.asarray(state.student_obs[:3])).max() < 0.1
 
 
 def test_last_action_is_observed(env, step, start):
     action = jnp.linspace(-1.5, 1.5, 12)
     state = step(start, action)
-    np.testing.assert_allclose(
-        np.asarray(state.obs[30:42]), np.clip(np.asarray(action), -1, 1), atol=1e-6
-    )
+    for obs in (state.obs, state.student_obs):
+        np.testing.assert_allclose(np.asarray(obs[30:42]), np.clip(np.asarray(action), -1, 1), atol=1e-6)
 
 
 def test_deterministic_for_a_key(env, reset, step):
     a, b = reset(jax.random.PRNGKey(7)), reset(jax.random.PRNGKey(7))
     c = reset(jax.random.PRNGKey(8))
-    np.testing.assert_array_equal(np.asarray(a.obs), np.asarray(b.obs))
+    np.testing.assert_array_equal(np.asarray(a.student_obs), np.asarray(b.student_obs))
     assert not np.array_equal(np.asarray(a.goal), np.asarray(c.goal))
     action = 0.5 * jnp.sin(jnp.arange(12.0))
     for _ in range(3):
@@ -214,8 +229,9 @@ def test_projected_gravity_follows_base_tilt(env, step, start):
             [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
         ]
     )
-    np.testing.assert_allclose(np.asarray(nxt.obs[3:6]), rotation.T @ [0, 0, -1], atol=1e-5)
-    assert float(nxt.obs[4]) < -0.4
+    for obs in (nxt.obs, nxt.student_obs):
+        np.testing.assert_allclose(np.asarray(obs[3:6]), rotation.T @ [0, 0, -1], atol=1e-5)
+    assert float(nxt.student_obs[4]) < -0.4
 
 
 def test_goal_observation_is_goal_in_base_yaw_frame(env, reset, step):
@@ -227,7 +243,7 @@ def test_goal_observation_is_goal_in_base_yaw_frame(env, reset, step):
         delta = np.asarray(state.goal) - qpos[:2]
         forward, left = np.array([np.cos(yaw), np.sin(yaw)]), np.array([-np.sin(yaw), np.cos(yaw)])
         np.testing.assert_allclose(
-            np.asarray(state.obs[42:44]), [delta @ forward, delta @ left], atol=1e-5
+            np.asarray(state.student_obs[42:44]), [delta @ forward, delta @ left], atol=1e-5
         )
     ahead = go2_module.relative_goal(
         jnp.array([1.0, 1.0]), jnp.asarray(np.pi / 2), jnp.array([1.0, 3.0])
@@ -235,6 +251,54 @@ def test_goal_observation_is_goal_in_base_yaw_frame(env, reset, step):
     np.testing.assert_allclose(np.asarray(ahead), [2.0, 0.0], atol=1e-6)
     right = go2_module.relative_goal(jnp.zeros(2), jnp.asarray(np.pi / 2), jnp.array([1.0, 0.0]))
     np.testing.assert_allclose(np.asarray(right), [0.0, -1.0], atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def walked(env, reset, step):
+    """A state after 30 steps of varied actions: moving, turned, off the origin."""
+    state = reset(jax.random.PRNGKey(3))
+    for i in range(30):
+        state = step(state, 0.8 * jnp.sin(0.7 * i + jnp.arange(12.0)))
+    assert not bool(state.done)
+    return state
+
+
+def test_teacher_privileged_entries_are_mujocos_base_state(env, walked):
+    """Base position, yaw and world linear velocity, against MuJoCo's own body quantities."""
+    m = env.mj_model
+    d = mujoco.MjData(m)
+    d.qpos[:], d.qvel[:] = np.asarray(walked.data.qpos), np.asarray(walked.data.qvel)
+    mujoco.mj_forward(m, d)
+    base = m.body("base").id
+    velocity = np.zeros(6)
+    mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_XBODY, base, velocity, 0)  # body frame origin, world axes: (rot, lin)
+    xmat = d.xmat[base].reshape(3, 3)
+    obs = np.asarray(walked.obs, np.float64)
+    np.testing.assert_allclose(obs[42:45], d.xpos[base], atol=1e-5)
+    np.testing.assert_allclose(obs[45:47], xmat[:2, 0] / np.linalg.norm(xmat[:2, 0]), atol=1e-5)
+    np.testing.assert_allclose(obs[47:50], velocity[3:], atol=1e-4)
+    assert np.linalg.norm(velocity[3:]) > 0.05 and np.linalg.norm(obs[42:44]) > 0.01  # a moving base off the origin
+    np.testing.assert_array_equal(obs[50:52], np.asarray(walked.goal))
+
+
+def test_teacher_and_student_share_proprioception_and_differ_in_goal(walked):
+    teacher, student = np.asarray(walked.obs), np.asarray(walked.student_obs)
+    np.testing.assert_array_equal(teacher[:42], student[:42])
+    qpos = np.asarray(walked.data.qpos)
+    yaw = np.arctan2(teacher[46], teacher[45])
+    delta = teacher[50:52] - teacher[42:44]
+    rel = [np.cos(yaw) * delta[0] + np.sin(yaw) * delta[1], -np.sin(yaw) * delta[0] + np.cos(yaw) * delta[1]]
+    np.testing.assert_allclose(student[42:44], rel, atol=1e-5)
+    assert yaw == pytest.approx(_yaw_from_quat(qpos[3:7]), abs=1e-5)
+    assert not np.allclose(student[42:44], teacher[50:52], atol=1e-2)
+
+
+def test_teacher_goal_slice_is_the_achieved_goal(env, walked):
+    """What CRL relabels with: the goal indices of a stored state are the base's world xy."""
+    state_part = np.asarray(walked.obs[: env.spec.obs_dim])
+    achieved = np.asarray(env.achieved_goal(walked.data))
+    np.testing.assert_array_equal(state_part[list(env.spec.goal_indices)], achieved)
+    assert float(walked.dist) == pytest.approx(float(np.linalg.norm(achieved - np.asarray(walked.goal))), abs=1e-5)
 
 
 def test_success_when_base_within_radius(env, step, start):
@@ -295,7 +359,7 @@ def test_obstacle_env_stands_on_a_box_in_mjx(obstacle_env):
     state = start
     for _ in range(25):
         state = step(state, jnp.zeros(12))
-    assert np.isfinite(np.asarray(state.obs)).all()
+    assert np.isfinite(np.asarray(state.student_obs)).all()
     assert 0.22 < float(state.data.qpos[2]) < 0.30
     x, y = go2_module.OBSTACLES[0]
     on_box = start.data.replace(qpos=start.data.qpos.at[:3].set(jnp.array([x, y, 0.6])))

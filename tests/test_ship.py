@@ -103,6 +103,7 @@ def _round(spec, n: int, seed: int) -> dict[str, np.ndarray]:
         "teacher_log_std": np.full((n, a), -1.0), "behavior_action": actions,
         "critic_value": rng.normal(size=n), "episode": np.arange(n) // 100, "t": np.arange(n) % 100,
         "done": np.arange(n) % 100 == 99, "success": np.zeros(n, bool),
+        **({"teacher_obs": rng.normal(size=(n, spec.input_dim)).astype(np.float32)} if spec.asymmetric else {}),
     }
 
 
@@ -368,6 +369,7 @@ def test_deploy_yaml_parses_back_to_the_record(shipped, unpacked):
     assert doc["model"]["opset"] == 17 and "baked in" in doc["model"]["normalisation"]
     fields = {f["name"]: (f["start"], f["stop"], f["part"]) for f in doc["observation"]["fields"]}
     assert fields["joint_pos"] == (6, 18, "state") and fields["goal_rel"] == (42, 44, "goal")
+    assert "base_pos" not in fields and doc["observation"]["dim"] == 44  # the student's, not the privileged teacher's
     assert doc["goal"]["frame"].startswith("base yaw frame") and doc["goal"]["names"] == ["goal_rel_x", "goal_rel_y"]
     assert doc["action"]["kp"] == 50.0 and doc["action"]["joint_order"][0] == "FR_hip"
     assert doc["latency"]["p99_ms"] == 0.09 and doc["latency"]["meets_budget"] is True

@@ -1,4 +1,4 @@
-"""`distill teacher {train,import,info,list}`."""
+"""`distill teacher {train,baseline,import,info,list}`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ def _train(args: argparse.Namespace) -> int:
 
     with run_log(training_run_dir(args.name), args.command_line):
         return train_command(args)
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from distill.teachers.baseline import baseline_command
+
+    return baseline_command(args)
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -65,6 +71,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--out", help="output folder (default: teachers/NAME)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.set_defaults(func=_train)
+
+    base = tsub.add_parser("baseline", help="evaluate a uniform random policy on a recipe's evaluation goals")
+    base.add_argument("--name", required=True, help="zoo name: teachers/NAME/teacher.toml")
+    base.add_argument("--config", help=f"TOML file whose [{TRAINING_CONFIG_TABLE}] table replaces the teacher's "
+                                       "(default: the one in teachers/NAME/teacher.toml)")
+    base.add_argument("--out", help="output folder (default: teachers/NAME)")
+    base.set_defaults(func=_baseline)
 
     imp = tsub.add_parser("import", help="import a scaling-crl / JaxGCRL pickle safely")
     imp.add_argument("path", help="the checkpoint file written by scaling-crl or JaxGCRL")

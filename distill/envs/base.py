@@ -148,12 +148,15 @@ class MjxGoalEnv:
     healthy_z: tuple[float, float] | None = None
     """Torso/base height band outside which an episode ends early (the paper's ant and humanoid)."""
     obs_groups: tuple[tuple[str, int, int], ...] | None = None
-    """(field, start, stop) per observation field, where an env lays its observation out by hand;
-    None lets `distill env info` group dims by name."""
+    """(field, start, stop) of each field of the teacher's observation, where an env names them;
+    None: `distill env info` groups the names by their stems."""
+    student_obs_groups: tuple[tuple[str, int, int], ...] | None = None
+    """The same for the student's observation, where the spec declares one."""
     obs_notes: Mapping[str, str] = MappingProxyType({})
-    """Per observation field, what the robot must compute to fill it (units, frame, offsets)."""
+    """Per observation field (of either table), what the robot must compute to fill it (units,
+    frame, offsets)."""
     goal_frame: str = "world frame, the same coordinates as the achieved goal"
-    """The frame the goal part of the observation is expressed in (see `goal_observation`)."""
+    """The frame the goal part of the student's observation (what the robot feeds) is in."""
 
     def __init__(self, mj_model: mujoco.MjModel, spec: EnvSpec, n_frames: int) -> None:
         self.mj_model = mj_model
@@ -186,11 +189,6 @@ class MjxGoalEnv:
         """Writes a policy action in [-1, 1] into the controls."""
         return data.replace(ctrl=jnp.clip(action, -1.0, 1.0))
 
-    def goal_observation(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
-        """The goal part of the observation: the goal itself, unless an env expresses it relative
-        to the robot."""
-        return goal
-
     def observe_student(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
         """The student's observation (length `spec.student.dim`); only called when the spec
         declares one, so envs whose student sees what the teacher sees need not define it."""
@@ -210,7 +208,7 @@ class MjxGoalEnv:
     # --- interface ---------------------------------------------------------------------------
     def observation(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
         """State followed by goal, as the teacher's actor reads it."""
-        return jnp.concatenate([self.observe(data, goal), self.goal_observation(data, goal)])
+        return jnp.concatenate([self.observe(data, goal), goal])
 
     def observations(self, data: mjx.Data, goal: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(teacher's, student's) observation; one array twice when they are the same."""

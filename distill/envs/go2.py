@@ -13,28 +13,40 @@ only geoms that touch the floor, as in Menagerie's MJX variant. Joint friction l
 left out, as that variant does, to keep the one-iteration solve small.
 
 Control: policy at 50 Hz (`control_dt` 0.02 = 5 × 0.004 s). An action a ∈ [-1, 1]^12 sets PD
-targets q* = q_home + 0.25 a, tracked with kp 50, kd 0.5 and clipped to the torque limits
-(Menagerie's MJX gain: at legged_gym's kp 20 the robot collapses under zero action). The PD law
-lives in MuJoCo "general" actuators whose control *is* the action
-(force = 12.5 a + 50 (q_home − q) − 0.5 q̇), so `data.ctrl` holds the last action and a zeroed
-`ctrl` already holds the home pose on the first physics step. `Go2.action_semantics` hands the
-same law to the robot's deploy file.
+targets q* = q_home + 0.25 a, tracked with kp 50 (Menagerie's MJX gain: at legged_gym's kp 20 the
+robot sags to the ground under zero action), kd 0.5, clipped to the torque limits. The PD law lives
+in MuJoCo "general" actuators whose control *is* the action (force = 12.5 a + 50 (q_home − q) −
+0.5 q̇), so `data.ctrl` holds the last action and a zeroed `ctrl` already holds the home pose on the
+first physics step. `Go2.action_semantics` hands the same law to the robot's deploy file.
 
-Observation (42 state + 2 goal), all measurable on the robot; joints in Unitree SDK order
-FR, FL, RR, RL × (hip, thigh, calf):
+Two observations (legged-robot practice: a privileged teacher, a deployable student). Joints in
+Unitree SDK order FR, FL, RR, RL × (hip, thigh, calf).
+
+Student (42 state + 2 goal), only what the robot measures:
   [0:3]   base angular velocity, body frame (gyro)
   [3:6]   gravity direction in the body frame (from the IMU's orientation)
   [6:18]  joint positions minus the home pose       [18:30] joint velocities
   [30:42] last action (= data.ctrl)
   [42:44] goal relative to the base, in the base's yaw frame (x forward, y left)
-Goal: a target xy drawn uniformly by area in a ring 1–3 m around the start (the start yaw is
-uniform); success = base xy within 0.5 m; episodes of 500 steps (10 s); an episode ends early when
-the base drops below 0.15 m or tilts past 60°.
+The robot cannot measure where it stands in the world, so its goal must be relative, and a relative
+goal is no slice of any state: CRL could not relabel future states as goals from it.
 
-Goal indices: the state has no absolute position (the robot cannot measure one), so
-`spec.goal_indices` is empty. `achieved_goal(data)` gives the base's world xy, `state.goal` is the
-world target, and `relative_goal(base_xy, yaw, goal_xy)` turns a relabelled goal into the
-goal observation for a given base pose; a CRL trainer relabelling Go2 data needs those two.
+Teacher (50 state + 2 goal), the student's proprioception followed by privileged simulator state:
+  [0:42]  the student's [0:42], entry for entry
+  [42:45] base position, world frame (x, y, z)      goal indices = (42, 43), the base's xy
+  [45:47] base yaw as (cos, sin)
+  [47:50] base linear velocity, world frame (the robot has no good estimate of it)
+  [50:52] goal xy, world frame
+With the base's world xy in the state, the goal is a slice of it and CRL relabels future states
+exactly as for ant. Yaw completes the orientation (roll and pitch are in the projected gravity), so
+the actor can turn the world goal into a heading; the world velocity tells the critic where the
+base is going, which it must predict. Foot contacts are left out: the joint state and the height
+already say which feet bear weight on flat ground, and each entry added is one the critic must learn
+to ignore where it does not matter.
+
+Goal: a target xy drawn uniformly by area in a ring 1–3 m around the start (the start is the origin
+and the start yaw is uniform); success = base xy within 0.5 m; episodes of 500 steps (10 s); an
+episode ends early when the base drops below 0.15 m or tilts past 60°.
 """
 
 from __future__ import annotations
@@ -47,7 +59,7 @@ import mujoco
 import numpy as np
 from mujoco import mjx
 
-from distill.envs.base import ActionSemantics, EnvSpec, MjxGoalEnv
+from distill.envs.base import ActionSemantics, EnvSpec, MjxGoalEnv, ObservationSpec
 
 TIMESTEP = 0.004
 N_FRAMES = 5
@@ -153,15 +165,24 @@ GOAL_CANDIDATES = 8
 FLOOR_BIT = 1
 TRUNK_BIT = 2
 
-OBS_GROUPS = (
+PROPRIOCEPTION = (
     ("base_ang_vel", 0, 3),
     ("projected_gravity", 3, 6),
     ("joint_pos", 6, 18),
     ("joint_vel", 18, 30),
     ("last_action", 30, 42),
-    ("goal_rel", 42, 44),
+)
+STUDENT_GROUPS = (*PROPRIOCEPTION, ("goal_rel", 42, 44))
+TEACHER_GROUPS = (
+    *PROPRIOCEPTION,
+    ("base_pos", 42, 45),
+    ("base_yaw", 45, 47),
+    ("base_lin_vel", 47, 50),
+    ("goal", 50, 52),
 )
 """(name, start, stop) of each observation field, for `distill env info` and deploy files."""
+GOAL_INDICES = (42, 43)
+"""The base's world x, y in the teacher's state: the achieved goal."""
 OBS_NOTES = MappingProxyType({
     "base_ang_vel": "base angular velocity in the body frame (IMU gyro), rad/s",
     "projected_gravity": "unit gravity direction in the body frame from the IMU orientation; (0, 0, -1) level",
@@ -170,35 +191,45 @@ OBS_NOTES = MappingProxyType({
     "last_action": "the previous action as applied (clipped to [-1, 1]); zeros before the first step",
     "goal_rel": "target minus base position, rotated into the base's yaw frame (x forward, y left), m",
 })
-"""What the robot computes for each field of `OBS_GROUPS`, written into deploy files."""
+"""What the robot computes for each field of `STUDENT_GROUPS`, written into deploy files."""
 
 JOINT_NAMES = tuple(f"{leg}_{joint}" for leg in LEGS for joint in JOINTS)
+XYZ = ("x", "y", "z")
 
 
-def _obs_names() -> tuple[str, ...]:
-    xyz = ("x", "y", "z")
+def _proprioception_names() -> tuple[str, ...]:
     return (
-        tuple(f"base_ang_vel_{a}" for a in xyz)
-        + tuple(f"projected_gravity_{a}" for a in xyz)
+        tuple(f"base_ang_vel_{a}" for a in XYZ)
+        + tuple(f"projected_gravity_{a}" for a in XYZ)
         + tuple(f"joint_pos_{j}" for j in JOINT_NAMES)
         + tuple(f"joint_vel_{j}" for j in JOINT_NAMES)
         + tuple(f"last_action_{j}" for j in JOINT_NAMES)
-        + ("goal_rel_x", "goal_rel_y")
+    )
+
+
+def _teacher_names() -> tuple[str, ...]:
+    return (
+        _proprioception_names()
+        + tuple(f"base_pos_{a}" for a in XYZ)
+        + ("base_yaw_cos", "base_yaw_sin")
+        + tuple(f"base_lin_vel_{a}" for a in XYZ)
+        + ("goal_x", "goal_y")
     )
 
 
 def _spec(name: str) -> EnvSpec:
     return EnvSpec(
         name=name,
-        obs_dim=42,
+        obs_dim=50,
         goal_dim=2,
         action_dim=12,
-        goal_indices=(),
+        goal_indices=GOAL_INDICES,
         episode_length=EPISODE_LENGTH,
         control_dt=TIMESTEP * N_FRAMES,
         success_radius=SUCCESS_RADIUS,
-        obs_names=_obs_names(),
+        obs_names=_teacher_names(),
         action_names=tuple(f"{j}_target" for j in JOINT_NAMES),
+        student=ObservationSpec(_proprioception_names() + ("goal_rel_x", "goal_rel_y"), goal_dim=2),
     )
 
 
@@ -435,7 +466,8 @@ def relative_goal(base_xy: jax.Array, yaw: jax.Array, goal_xy: jax.Array) -> jax
 class Go2(MjxGoalEnv):
     """Go2 goal reaching; see the module docstring for the model, observation and task."""
 
-    obs_groups = OBS_GROUPS
+    obs_groups = TEACHER_GROUPS
+    student_obs_groups = STUDENT_GROUPS
     obs_notes = OBS_NOTES
     goal_frame = "base yaw frame: x forward, y left, metres from the base to the target"
 
@@ -477,7 +509,7 @@ class Go2(MjxGoalEnv):
         quat = data.qpos[3:7]
         return rotation(quat / jnp.linalg.norm(quat))
 
-    def observe(self, data, goal):
+    def _proprioception(self, data: mjx.Data) -> jax.Array:
         gravity = self._base_rotation(data).T @ jnp.array([0.0, 0.0, -1.0])
         return jnp.concatenate(
             [
@@ -489,14 +521,26 @@ class Go2(MjxGoalEnv):
             ]
         )
 
+    def observe(self, data, goal):
+        yaw = heading(self._base_rotation(data))
+        return jnp.concatenate(
+            [
+                self._proprioception(data),
+                data.qpos[:3],
+                jnp.stack([jnp.cos(yaw), jnp.sin(yaw)]),
+                data.qvel[:3],  # a free joint's linear velocity is in the world frame
+            ]
+        )
+
+    def observe_student(self, data, goal):
+        yaw = heading(self._base_rotation(data))
+        return jnp.concatenate([self._proprioception(data), relative_goal(data.qpos[:2], yaw, goal)])
+
     def achieved_goal(self, data):
         return data.qpos[:2]
 
     def is_unhealthy(self, data):
         return (data.qpos[2] < FALL_HEIGHT) | (self._base_rotation(data)[2, 2] < FALL_UPRIGHT)
-
-    def goal_observation(self, data: mjx.Data, goal: jax.Array) -> jax.Array:
-        return relative_goal(data.qpos[:2], heading(self._base_rotation(data)), goal)
 
     def action_semantics(self) -> ActionSemantics:
         return ActionSemantics(

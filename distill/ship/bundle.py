@@ -141,7 +141,7 @@ def build_bundle(
     onnx_path, fp32_path = _shipped_onnx(inputs, precision)
     env = make_env(inputs.env_name)
     spec = env.spec
-    model = model_section(onnx_path, precision, spec.input_dim, spec.action_dim)
+    model = model_section(onnx_path, precision, spec.student_input_dim, spec.action_dim)
     decision = _decide(inputs, profile, onnx_path, force)
 
     name = bundle_name(inputs, profile, precision)
@@ -153,7 +153,7 @@ def build_bundle(
              "run_policy": RUN_POLICY, "build_engine": BUILD_ENGINE, "replay_obs": REPLAY_OBS,
              "replay_actions": REPLAY_ACTIONS, "checksums": CHECKSUMS, "device_timings": DEVICE_TIMINGS}
     deploy = describe_deployment(inputs, env, profile, model, replay, decision, name, files)
-    constants = _robot_constants(name, files, precision, profile, spec.input_dim, spec.action_dim, replay)
+    constants = _robot_constants(name, files, precision, profile, spec.student_input_dim, spec.action_dim, replay)
     contents = {
         files["onnx"]: onnx_path.read_bytes(),
         DEPLOY: deploy.to_yaml().encode(),

@@ -231,14 +231,17 @@ def model_section(onnx_path: Path, precision: str, input_dim: int, action_dim: i
 
 
 def observation_sections(env: MjxGoalEnv) -> tuple[ObservationSection, GoalSection]:
-    spec = env.spec
+    """The student's observation: what the robot feeds the shipped model (never the teacher's,
+    which may hold privileged simulator state)."""
+    obs = env.spec.student_observation
+    declared = env.student_obs_groups if env.spec.asymmetric else env.obs_groups
     fields = tuple(
-        ObsField(name, start, stop, "goal" if start >= spec.obs_dim else "state", spec.obs_names[start:stop],
+        ObsField(name, start, stop, "goal" if start >= obs.state_dim else "state", obs.names[start:stop],
                  env.obs_notes.get(name, ""))
-        for name, start, stop in obs_groups(spec, env.obs_groups)
+        for name, start, stop in obs_groups(obs, declared)
     )
-    goal = GoalSection(spec.goal_dim, spec.obs_dim, spec.input_dim, spec.obs_names[spec.obs_dim:], env.goal_frame)
-    return ObservationSection(spec.input_dim, spec.obs_dim, spec.goal_dim, fields), goal
+    goal = GoalSection(obs.goal_dim, obs.state_dim, obs.dim, obs.names[obs.state_dim:], env.goal_frame)
+    return ObservationSection(obs.dim, obs.state_dim, obs.goal_dim, fields), goal
 
 
 def lineage(inputs: ShipInputs) -> Lineage:

@@ -8,14 +8,18 @@ import shutil
 import tomllib
 from pathlib import Path
 
-import jax
-
 from distill.config import TRAINING_CONFIG_TABLE, table_at
 from distill.envs import make_env
 from distill.errors import DistillError
 from distill.paths import project_root, teachers_dir
 from distill.teachers import checkpoint, crl
-from distill.teachers.trainer import CURVE_FILE, evaluate_actor, export_teacher, train
+from distill.teachers.trainer import (
+    CURVE_FILE,
+    evaluate_actor,
+    export_teacher,
+    final_eval_key,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +54,7 @@ def train_command(args: argparse.Namespace) -> int:
              f"{cfg.env_steps_per_iteration} env steps, {cfg.sgd_steps} sgd steps each; checkpoints in {run_dir}")
     ts, _, wall = train(cfg, run_dir, resume=args.resume)
     env = make_env(cfg.env)
-    final = evaluate_actor(env, ts.actor, jax.random.PRNGKey(cfg.seed + 2), cfg.eval_episodes)
+    final = evaluate_actor(env, ts.actor, final_eval_key(cfg), cfg.eval_episodes)
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir / CURVE_FILE, out_dir / CURVE_FILE)
     export_teacher(cfg, ts, out_dir, args.name, wall, final, curve_file=CURVE_FILE)

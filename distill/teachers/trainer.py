@@ -93,7 +93,18 @@ def _read_curve(run_dir: Path, upto_iteration: int) -> list[dict[str, Any]]:
 
 
 def evaluate_actor(env, actor, key, episodes: int) -> EpisodeMetrics:
+    """The deterministic actor, reading the teacher's (maybe privileged) observation."""
     return evaluate(env, networks.actor_act, actor, key, episodes)
+
+
+def curve_eval_key(cfg: crl.CRLConfig) -> jax.Array:
+    """The goals every curve row is evaluated on (the same each time, so rows compare)."""
+    return jax.random.PRNGKey(cfg.seed + 1)
+
+
+def final_eval_key(cfg: crl.CRLConfig) -> jax.Array:
+    """The exported teacher's evaluation: other goals than the curve's."""
+    return jax.random.PRNGKey(cfg.seed + 2)
 
 
 def train(cfg: crl.CRLConfig, run_dir: Path, resume: bool = False, max_iterations: int | None = None,
@@ -120,7 +131,7 @@ def train(cfg: crl.CRLConfig, run_dir: Path, resume: bool = False, max_iteration
         wall_before = float(meta.get("wall_s", 0.0))
     total = cfg.iterations if max_iterations is None else min(cfg.iterations, max_iterations)
     start_it = int(ts.iteration)
-    eval_key = jax.random.PRNGKey(cfg.seed + 1)
+    eval_key = curve_eval_key(cfg)
     t0 = time.perf_counter()
     bar = progress_bar(range(start_it, total), f"CRL {cfg.env}", enabled=progress, initial=start_it, total=total,
                        unit="it")
