@@ -7,7 +7,7 @@ behaviour cloning (the teacher drives every round). Every round adds the same nu
 refits the student on the aggregate, and evaluates it on the run's goals; the critic gap is
 measured on held-out teacher states shared by every run of a task.
 
-    python benchmarks/dagger_vs_bc.py [--quick] [--seeds 3]      (make dagger-vs-bc)
+    python benchmarks/dagger_vs_bc.py [--quick] [--seeds 5]      (make dagger-vs-bc)
 
 Writes benchmarks/results/dagger_vs_bc_cpu.{json,md,png}; finished runs are kept in
 runs/dagger_vs_bc/ and reused when the script is run again (it resumes).

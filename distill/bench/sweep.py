@@ -322,7 +322,8 @@ def render_sweep(sweep: SweepReport) -> str:
 
 
 def write_sweep(sweep: SweepReport, directory: Path, results_dir: Path | None = None) -> list[Path]:
-    """sweep.{json,md,png} in the sweep folder, copied to `results_dir` as sweep_<teacher>_<host>.*"""
+    """sweep.{json,md,png} in the sweep folder, copied to `results_dir` as sweep_<teacher>_<cpu|cuda>.*
+    (cuda where this host timed PyTorch CUDA graphs too, so a GPU run never overwrites the CPU one)."""
     from distill.bench.sweep_plot import plot_sweep
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -332,7 +333,9 @@ def write_sweep(sweep: SweepReport, directory: Path, results_dir: Path | None = 
     written = [directory / n for n in (SWEEP_JSON, SWEEP_MD, SWEEP_PNG)]
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)
-        stem = f"sweep_{sweep.teacher.name}_cpu"
+        import torch
+
+        stem = f"sweep_{sweep.teacher.name}_{'cuda' if torch.cuda.is_available() else 'cpu'}"
         for path in list(written):
             target = results_dir / f"{stem}{path.suffix}"
             shutil.copyfile(path, target)
