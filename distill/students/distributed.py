@@ -100,5 +100,8 @@ def distributed_from_env() -> Iterator[DistContext]:
                            f"({str(exc).splitlines()[0]}); launch with torchrun") from None
     try:
         yield DistContext(rank, world, local, backend)
+        # no rank tears its gloo connections down while a peer still uses them (that aborted a rank
+        # with "terminate called without an active exception" once in a while)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
