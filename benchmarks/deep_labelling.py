@@ -173,14 +173,15 @@ class RoundTiming:
 class Bench:
     """One env and config; times rounds of either path with one teacher, writing real HDF5 files."""
 
-    def __init__(self, envs: int, steps: int, peak_gflops: float, workdir: Path, devices=None) -> None:
+    def __init__(self, envs: int, steps: int, peak_gflops: float, workdir: Path, devices=None,
+                 name_prefix: str = "") -> None:
         self.cfg = DaggerConfig(envs=envs, episode_length=steps)
         self.env = run_env(make_env(ENV), self.cfg)
         self.student = build_student(get_preset("mlp_2x256"), self.env.spec.student_input_dim, ACT, seed=0)
-        self.peak, self.workdir, self.devices = peak_gflops, workdir, devices
+        self.peak, self.workdir, self.devices, self.name_prefix = peak_gflops, workdir, devices, name_prefix
 
     def _writer(self, name: str) -> RolloutWriter:
-        path = self.workdir / f"{name}.h5"
+        path = self.workdir / f"{self.name_prefix}{name}.h5"
         path.unlink(missing_ok=True)
         spec = self.env.spec
         return RolloutWriter.create(path, DatasetMeta.from_env_spec(spec, teacher_name=name, teacher_sha256="random-init"))
@@ -267,14 +268,19 @@ def scaling_worker(max_devices: int, envs: int, steps: int, depths: tuple[int, i
     return out
 
 
-def device_scaling(max_devices: int, envs: int, steps: int, depths: tuple[int, int], peak: float) -> dict:
+def device_scaling(max_devices: int, envs: int, steps: int, depths: tuple[int, int], peak: float,
+                   timeout_s: float = 900.0) -> dict:
     """Rows/s of the same round over 1 … max_devices devices; efficiency = rate_n / (n · rate_1)."""
     if jax.devices()[0].platform == "cpu":
         flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={max_devices}".strip()
         env = dict(os.environ, XLA_FLAGS=flags)
         cmd = [sys.executable, __file__, "--scaling-worker", str(max_devices), "--envs", str(envs), "--steps",
                str(steps), "--depths", f"{depths[0]},{depths[1]}", "--peak", str(peak)]
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        try:
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return {"error": f"the {depths[0]}/{depths[1]} teacher over {max_devices} forced host devices did not "
+                             f"finish within {timeout_s:.0f} s (hung)"}
         if done.returncode != 0:
             return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
         rows = json.loads(done.stdout.strip().splitlines()[-1])
@@ -288,13 +294,13 @@ def device_scaling(max_devices: int, envs: int, steps: int, depths: tuple[int, i
     return {"kind": kind, "rounds": rows}
 
 
-def ddp_fitting(dataset: Path, ranks: tuple[int, ...]) -> dict:
+def ddp_fitting(dataset: Path, ranks: tuple[int, ...], epochs: int = 20) -> dict:
     """Student fitting samples/s against DDP ranks, through the fit branch's `fit_throughput`."""
     try:
         from distill.students.throughput import fit_throughput
     except ImportError:
         return {"skipped": "distill.students.throughput is not in this checkout (DDP fitting lands with it)"}
-    return {"runs": [asdict(fit_throughput(dataset, ranks=r)) for r in ranks]}
+    return {"runs": [asdict(fit_throughput(dataset, ranks=r, epochs=epochs)) for r in ranks]}
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -348,7 +354,7 @@ def render(doc: dict) -> str:
                   "| devices | rows/s | efficiency (rows/s ÷ devices ÷ 1-device rows/s) |", "|---:|---:|---:|"]
         lines += [f"| {r['devices']} | {r['rows_per_s']:,.0f} | {r['efficiency']:.2f} |" for r in scaling["rounds"]]
     else:
-        lines.append(f"Not measured: {scaling}")
+        lines.append(f"Not measured: {scaling.get('error', scaling)}.")
     ddp = doc.get("ddp_fitting", {})
     lines += ["", "## Student fitting against DDP ranks", ""]
     if "runs" in ddp:
@@ -368,6 +374,14 @@ def main() -> None:
     p.add_argument("--small-envs", type=int, default=8, help="the 1,024/512 teacher again at this many envs")
     p.add_argument("--small-steps", type=int, default=64)
     p.add_argument("--devices", type=int, default=2, help="device scaling up to this many (forced on CPU)")
+    p.add_argument("--scaling-depths", default="64,64",
+                   help="actor,critic depth of the teacher the device scaling uses (default: 64,64)")
+    p.add_argument("--scaling-timeout", type=float, default=900.0,
+                   help="seconds before the device-scaling subprocess counts as hung (default: 900)")
+    p.add_argument("--ddp-epochs", type=int, default=20, help="epochs of each DDP fitting run (default: 20)")
+    p.add_argument("--parts", default="rounds,scaling,ddp",
+                   help="what to measure; a subset updates that part of an existing results file "
+                        "(default: rounds,scaling,ddp)")
     p.add_argument("--scaling-worker", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--depths", default="512,1024", help=argparse.SUPPRESS)
     p.add_argument("--peak", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -376,6 +390,15 @@ def main() -> None:
         depths = tuple(int(x) for x in args.depths.split(","))
         print(json.dumps(scaling_worker(args.scaling_worker, args.envs, args.steps, depths, args.peak)))
         return
+    parts = set(args.parts.split(","))
+    if not parts <= {"rounds", "scaling", "ddp"}:
+        raise SystemExit(f"deep_labelling: --parts {args.parts!r}: choose among rounds, scaling, ddp")
+
+    device = jax.devices()[0]
+    stem = f"deep_labelling_{device_name(device)}{'_quick' if args.quick else ''}"
+    previous = json.loads((RESULTS / f"{stem}.json").read_text()) if (RESULTS / f"{stem}.json").is_file() else None
+    if "rounds" not in parts and previous is None:
+        raise SystemExit(f"deep_labelling: --parts without rounds updates {RESULTS / stem}.json, which is missing")
 
     load_start = os.getloadavg()[0]
     busy = training_running()
@@ -383,7 +406,7 @@ def main() -> None:
         print("warning: CRL training is running: figures will be pessimistic", file=sys.stderr)
     envs, steps = (64, 8) if args.quick else (args.envs, args.steps)
     teachers = QUICK_TEACHERS if args.quick else TEACHERS
-    peak = peak_matmul_gflops()
+    peak = peak_matmul_gflops() if "rounds" in parts or previous is None else previous["peak_gflops"]
     print(f"peak matmul {peak:.0f} GFLOP/s", flush=True)
     rounds: list[RoundTiming] = []
 
@@ -393,34 +416,43 @@ def main() -> None:
               f"{r.rows_per_s:8.1f} rows/s ({r.pct_of_naive_bound:.0f}% of bound), first {r.first_call_s:.0f} s, "
               f"{r.stages}", flush=True)
 
+    doc = dict(previous) if previous is not None and "rounds" not in parts else {}
     with tempfile.TemporaryDirectory(prefix="deep-labelling-") as tmp:
         bench = Bench(envs, steps, peak, Path(tmp))
-        note(bench.time("physics", None))
-        for depths in teachers:
-            teacher = random_teacher(*depths)
-            note(bench.time("after", teacher, beta=1.0))
-            note(bench.time("after", teacher, beta=0.0))
-            note(bench.time("before", teacher, beta=1.0))
-            del teacher
-        if not args.quick:
-            small = Bench(args.small_envs, args.small_steps, peak, Path(tmp))
-            teacher = random_teacher(*DEEP)
-            note(small.time("after", teacher, beta=1.0))
-            note(small.time("before", teacher, beta=1.0))
-            del teacher
-        dataset = Path(tmp) / f"after_random_a{DEEP[0]}_c{DEEP[1]}_1.0.h5"
-        ddp = ddp_fitting(dataset, (1, 2)) if not args.quick else {"skipped": "--quick"}
-    scaling = device_scaling(args.devices, envs, steps, DEEP if not args.quick else (8, 8), peak)
-    print(f"devices: {scaling}", flush=True)
+        if "rounds" in parts:
+            note(bench.time("physics", None))
+            for depths in teachers:
+                teacher = random_teacher(*depths)
+                note(bench.time("after", teacher, beta=1.0))
+                note(bench.time("after", teacher, beta=0.0))
+                note(bench.time("before", teacher, beta=1.0))
+                del teacher
+            if not args.quick:
+                small = Bench(args.small_envs, args.small_steps, peak, Path(tmp), name_prefix="small_")
+                teacher = random_teacher(*DEEP)
+                note(small.time("after", teacher, beta=1.0))
+                note(small.time("before", teacher, beta=1.0))
+                del teacher
+            doc.update({"rounds": [asdict(r) for r in rounds],
+                        "row_gflop": {f"{a}/{c}": {k: v / 1e9 for k, v in
+                                                   asdict(row_flops(CRLArch(OBS, GOAL, ACT, a, c, WIDTH))).items()}
+                                      for a, c in teachers}})
+        if "ddp" in parts:
+            if args.quick:
+                doc["ddp_fitting"] = {"skipped": "--quick"}
+            else:
+                dataset = Path(tmp) / f"after_random_a{DEEP[0]}_c{DEEP[1]}_1.0.h5"
+                if not dataset.is_file():  # --parts ddp alone: collect the deep teacher's rows first
+                    bench.time("after", random_teacher(*DEEP), beta=1.0)
+                doc["ddp_fitting"] = ddp_fitting(dataset, (1, 2), epochs=args.ddp_epochs)
+    if "scaling" in parts:
+        depths = tuple(int(x) for x in args.scaling_depths.split(",")) if not args.quick else (8, 8)
+        doc["device_scaling"] = device_scaling(args.devices, envs, steps, depths, peak, args.scaling_timeout)
+        print(f"devices: {doc['device_scaling']}", flush=True)
 
-    device = jax.devices()[0]
-    doc = {"created": datetime.now(UTC).isoformat(timespec="seconds"), "jax": jax.__version__,
-           "context": run_context(device, load_start), "training_running_at_start": busy,
-           "quick": args.quick, "peak_gflops": round(peak, 1),
-           "row_gflop": {f"{a}/{c}": {k: v / 1e9 for k, v in asdict(row_flops(CRLArch(OBS, GOAL, ACT, a, c, WIDTH))).items()}
-                         for a, c in teachers},
-           "rounds": [asdict(r) for r in rounds], "device_scaling": scaling, "ddp_fitting": ddp}
-    stem = f"deep_labelling_{device_name(device)}{'_quick' if args.quick else ''}"
+    doc.update({"created": datetime.now(UTC).isoformat(timespec="seconds"), "jax": jax.__version__,
+                "context": run_context(device, load_start), "training_running_at_start": busy,
+                "quick": args.quick, "peak_gflops": round(peak, 1), "parts_measured_last": sorted(parts)})
     RESULTS.mkdir(exist_ok=True)
     write_text_atomic(RESULTS / f"{stem}.json", json.dumps(doc, indent=1))
     write_text_atomic(RESULTS / f"{stem}.md", render(doc))
