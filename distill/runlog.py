@@ -33,14 +33,18 @@ def console_logging(quiet: bool = False, stream=None) -> Iterator[logging.Handle
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setLevel(logging.WARNING if quiet else logging.INFO)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    previous = log.level
+    previous, propagated = log.level, log.propagate
     log.setLevel(logging.INFO)
     log.addHandler(handler)
+    # a library that configures the root logger mid-run (seen during `distill sweep`) would print every
+    # line a second time as "INFO:distill...."
+    log.propagate = False
     try:
         yield handler
     finally:
         log.removeHandler(handler)
         log.setLevel(previous)
+        log.propagate = propagated
 
 
 def _utc(t: float) -> str:

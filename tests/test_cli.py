@@ -184,6 +184,24 @@ def test_progress_bars_only_on_a_terminal_that_shows_info(monkeypatch):
         assert progress_bar(range(3), "hidden").disable
 
 
+def test_console_lines_are_not_repeated_by_a_root_handler():
+    """A library that configures the root logger mid-run must not make every status line print twice."""
+    import io
+
+    root_stream, out = io.StringIO(), io.StringIO()
+    root_handler = logging.StreamHandler(root_stream)
+    logging.getLogger().addHandler(root_handler)
+    try:
+        with console_logging(quiet=False, stream=out):
+            logging.getLogger("distill.somewhere").info("status line")
+        assert out.getvalue().count("status line") == 1
+        assert "status line" not in root_stream.getvalue()
+        logging.getLogger("distill.somewhere").warning("outside the CLI")  # a library caller's setup again
+        assert "outside the CLI" in root_stream.getvalue()
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+
+
 def test_run_log_keeps_the_distill_loggers_records_and_the_outcome(tmp_path):
     with run_log(tmp_path, ["distill", "first"]):
         logging.getLogger("distill.somewhere").info("inside the run")
