@@ -349,7 +349,8 @@ def render(doc: dict) -> str:
     scaling = doc.get("device_scaling", {})
     lines += ["", "## Devices", ""]
     if "rounds" in scaling:
-        lines += [(f"The {scaling['rounds'][0]['actor_depth']}/{scaling['rounds'][0]['critic_depth']} teacher, "
+        r0 = scaling["rounds"][0]
+        lines += [(f"The {r0['actor_depth']}/{r0['critic_depth']} teacher, {r0['envs']} envs × {r0['steps']} steps, "
                   f"β = 1, {scaling['kind']}."), "",
                   "| devices | rows/s | efficiency (rows/s ÷ devices ÷ 1-device rows/s) |", "|---:|---:|---:|"]
         lines += [f"| {r['devices']} | {r['rows_per_s']:,.0f} | {r['efficiency']:.2f} |" for r in scaling["rounds"]]
@@ -374,8 +375,10 @@ def main() -> None:
     p.add_argument("--small-envs", type=int, default=8, help="the 1,024/512 teacher again at this many envs")
     p.add_argument("--small-steps", type=int, default=64)
     p.add_argument("--devices", type=int, default=2, help="device scaling up to this many (forced on CPU)")
-    p.add_argument("--scaling-depths", default="64,64",
-                   help="actor,critic depth of the teacher the device scaling uses (default: 64,64)")
+    p.add_argument("--scaling-depths", default="8,8",
+                   help="actor,critic depth of the teacher the device scaling uses (default: 8,8)")
+    p.add_argument("--scaling-envs", type=int, default=64, help="envs of the device-scaling round (default: 64)")
+    p.add_argument("--scaling-steps", type=int, default=8, help="steps of the device-scaling round (default: 8)")
     p.add_argument("--scaling-timeout", type=float, default=900.0,
                    help="seconds before the device-scaling subprocess counts as hung (default: 900)")
     p.add_argument("--ddp-epochs", type=int, default=20, help="epochs of each DDP fitting run (default: 20)")
@@ -447,7 +450,8 @@ def main() -> None:
                 doc["ddp_fitting"] = ddp_fitting(dataset, (1, 2), epochs=args.ddp_epochs)
     if "scaling" in parts:
         depths = tuple(int(x) for x in args.scaling_depths.split(",")) if not args.quick else (8, 8)
-        doc["device_scaling"] = device_scaling(args.devices, envs, steps, depths, peak, args.scaling_timeout)
+        doc["device_scaling"] = device_scaling(args.devices, args.scaling_envs, args.scaling_steps, depths, peak,
+                                               args.scaling_timeout)
         print(f"devices: {doc['device_scaling']}", flush=True)
 
     doc.update({"created": datetime.now(UTC).isoformat(timespec="seconds"), "jax": jax.__version__,
