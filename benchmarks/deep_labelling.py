@@ -36,20 +36,20 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from distill import labels
 from distill.atomic import write_text_atomic
 from distill.bench.jax_timing import device_name, run_context
 from distill.dagger import DaggerConfig, collect_round, run_env
 from distill.data import DatasetMeta, RolloutWriter
 from distill.envs import make_env
 from distill.rollouts import deterministic, reset_batch, rollout
-from distill.students.jax_mirror import student_apply, student_params_to_jax
+from distill.students.jax_mirror import student_params_to_jax
 from distill.students.mlp import build_student
 from distill.students.presets import get_preset
 from distill.teachers import networks
@@ -113,24 +113,6 @@ def random_teacher(actor_depth: int, critic_depth: int) -> Teacher:
     return Teacher(name=f"random_a{actor_depth}_c{critic_depth}", env=ENV, arch=arch,
                    actor_params=networks.init_actor(k_a, arch), critic_params=networks.init_critic(k_c, arch),
                    meta={"random_init": True})
-
-
-@cache
-def _labels_in_loop(obs_dim: int):
-    """The collection before 14f744c: every label computed inside the rollout, for every env."""
-
-    def policy(params, obs, key):
-        mean, log_std = networks.actor_dist(params["actor"], obs.teacher)
-        teacher_action = jnp.tanh(mean)
-        student_action = student_apply(params["student"], obs.student)
-        use_teacher = jax.random.uniform(key, (obs.teacher.shape[0],)) < params["beta"]
-        action = jnp.where(use_teacher[:, None], teacher_action, student_action)
-        q = networks.critic_value(params["critic"], obs.teacher[:, :obs_dim], teacher_action,
-                                  obs.teacher[:, obs_dim:])
-        return action, {"teacher_mean": mean, "teacher_log_std": log_std, "teacher_action": teacher_action,
-                        "critic_value": q}
-
-    return policy
 
 
 def _zero_action(params, obs):
@@ -203,7 +185,7 @@ class Bench:
                   "student": student_params_to_jax(self.student), "beta": jnp.asarray(beta, jnp.float32)}
         t0 = time.perf_counter()
         state = reset_batch(self.env, k_reset, self.cfg.envs)
-        _, steps = rollout(self.env, _labels_in_loop(OBS), self.env.spec.episode_length, params, state, k_roll)
+        _, steps = rollout(self.env, labels.in_rollout_policy(OBS), self.env.spec.episode_length, params, state, k_roll)
         columns = _flat_columns(jax.device_get(steps), k)
         t_write = time.perf_counter()
         writer.append_round(k, columns)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +19,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from distill import sharding
+from distill.students.jax_mirror import student_apply
 from distill.teachers import networks
 from distill.teachers.teacher import Teacher
 
@@ -105,3 +106,23 @@ def critic_values(
     (sa,) = chunked(partial(_sa_repr, teacher.critic_params, obs_dim=obs_dim),
                     (obs, np.asarray(action, np.float32)), chunk, mesh)
     return -np.sqrt(np.sum(np.square(sa - g_repr[inverse]), axis=-1)).astype(np.float32)
+
+
+@cache
+def in_rollout_policy(obs_dim: int) -> Callable:
+    """Every label computed inside the rollout, for every env and step: the collection before labels
+    moved after it. Kept as the reference that tests compare rows against and the deep-labelling
+    benchmark times as "before"."""
+
+    def policy(params, obs, key):
+        mean, log_std = networks.actor_dist(params["actor"], obs.teacher)
+        teacher_action = jnp.tanh(mean)
+        student_action = student_apply(params["student"], obs.student)
+        use_teacher = jax.random.uniform(key, (obs.teacher.shape[0],)) < params["beta"]
+        action = jnp.where(use_teacher[:, None], teacher_action, student_action)
+        q = networks.critic_value(params["critic"], obs.teacher[:, :obs_dim], teacher_action,
+                                  obs.teacher[:, obs_dim:])
+        return action, {"teacher_mean": mean, "teacher_log_std": log_std, "teacher_action": teacher_action,
+                        "critic_value": q}
+
+    return policy

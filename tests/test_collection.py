@@ -3,8 +3,6 @@ every state inside the rollout gave, for teacher-driven, mixed and student-drive
 
 from __future__ import annotations
 
-from functools import cache
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,7 +11,7 @@ import pytest
 from distill import labels
 from distill.dagger import DaggerConfig, collect_round
 from distill.rollouts import reset_batch, rollout
-from distill.students.jax_mirror import student_apply, student_params_to_jax
+from distill.students.jax_mirror import student_params_to_jax
 from distill.students.mlp import build_student
 from distill.students.presets import get_preset
 from distill.teachers import load_teacher, networks
@@ -31,30 +29,12 @@ def student():
     return build_student(get_preset("mlp_2x64"), 13, 2, seed=3)
 
 
-@cache
-def _in_loop_policy(obs_dim: int):
-    """Every label computed inside the rollout, for every env and step (the old collection)."""
-
-    def policy(params, obs, key):
-        mean, log_std = networks.actor_dist(params["actor"], obs.teacher)
-        teacher_action = jnp.tanh(mean)
-        student_action = student_apply(params["student"], obs.student)
-        use_teacher = jax.random.uniform(key, (obs.teacher.shape[0],)) < params["beta"]
-        action = jnp.where(use_teacher[:, None], teacher_action, student_action)
-        q = networks.critic_value(params["critic"], obs.teacher[:, :obs_dim], teacher_action,
-                                  obs.teacher[:, obs_dim:])
-        return action, {"teacher_mean": mean, "teacher_log_std": log_std, "teacher_action": teacher_action,
-                        "critic_value": q}
-
-    return policy
-
-
 def reference_round(env, teacher, student, beta, cfg, k):
     key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), k)
     k_reset, k_roll = jax.random.split(key)
     params = {"actor": teacher.actor_params, "critic": teacher.critic_params,
               "student": student_params_to_jax(student), "beta": jnp.asarray(beta, jnp.float32)}
-    _, steps = rollout(env, _in_loop_policy(teacher.arch.obs_dim), env.spec.episode_length, params,
+    _, steps = rollout(env, labels.in_rollout_policy(teacher.arch.obs_dim), env.spec.episode_length, params,
                        reset_batch(env, k_reset, cfg.envs), k_roll)
     steps = jax.device_get(steps)
     flat = lambda x: np.asarray(x).reshape((-1,) + np.asarray(x).shape[2:])
