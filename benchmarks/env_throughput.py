@@ -1,7 +1,9 @@
-"""Env throughput: batched MJX steps per second and compile times on whatever device jax has.
+"""Env throughput: batched env steps per second and compile times on whatever device jax has.
 
 How many env steps per second a device gives decides how long teacher training, DAgger rollouts
-and success evaluations take. Each cell is one env at one batch size: a jitted `lax.scan` of
+and success evaluations take. The paper's tasks run on Brax's pipelines: name them `env:backend`
+(`humanoid_u_maze:spring`, `humanoid_u_maze:mjx`) to time both physics of one task in the same
+run; the table then gives spring's rate as a share of mjx's at each batch. Each cell is one env at one batch size: a jitted `lax.scan` of
 `--steps` vmapped `env.step` calls with uniform random actions (auto-resets included), compiled
 ahead of time (that compile time is recorded), run once untimed, then timed until its time budget
 is spent. steps/s = batch x steps / median call time. For the Go2 the script also checks, in
@@ -9,7 +11,7 @@ MuJoCo's C engine, how far the one-iteration Newton solve drifts from a converge
 
     python benchmarks/env_throughput.py                  # writes results/env_throughput_<device>.*
     python benchmarks/env_throughput.py --quick          # reacher and go2, batches 128 and 1,024
-    python benchmarks/env_throughput.py --envs ant_big_maze,humanoid_u_maze --batches 128,1024
+    python benchmarks/env_throughput.py --envs humanoid_u_maze:spring,humanoid_u_maze:mjx --batches 128
 """
 
 from __future__ import annotations
@@ -32,14 +34,15 @@ from mujoco import mjx
 from distill.atomic import write_text_atomic
 from distill.bench.jax_timing import compile_timed, run_context
 from distill.envs import make_env
-from distill.envs.base import MjxGoalEnv
+from distill.envs.base import GoalEnv, MjxGoalEnv
 from distill.errors import DistillError
 from distill.progress import progress_bar
 from distill.runlog import console_logging
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ENVS = ("reacher", "ant", "humanoid", "go2", "go2_obstacles")
-"""Mazes add wall contacts to ant and humanoid; time them with `--envs ant_big_maze,...`."""
+ENVS = ("reacher", "ant:spring", "ant:mjx", "humanoid_u_maze:spring", "humanoid_u_maze:mjx", "go2",
+        "go2_obstacles")
+"""Mazes add wall contacts; time others with `--envs ant_big_maze:spring,...`."""
 QUICK_ENVS = ("reacher", "go2")
 BATCHES = (128, 1024, 4096)
 QUICK_BATCHES = (128, 1024)
@@ -67,25 +70,35 @@ class Cell:
     steps_per_s: float
 
 
-def physics_summary(env: MjxGoalEnv) -> dict:
-    """Solver settings and problem size (contact slots, constraint rows) of an env's MJX model."""
-    opt = env.mj_model.opt
-    data = mjx.make_data(env.mjx_model)
+def physics_summary(env: GoalEnv) -> dict:
+    """Solver settings and problem size (contact slots, constraint rows) of an env's physics."""
+    if isinstance(env, MjxGoalEnv):
+        model, opt = env.mjx_model, env.mj_model.opt
+    else:  # a Brax System is an MJX model; spring reads its contacts with MJX's collision code
+        model, opt = env.sys, env.sys.opt
+    data = mjx.make_data(model)
     impl = getattr(data, "_impl", data)
+    spring = env.backend == "spring"
     return {
-        "solver": mujoco.mjtSolver(opt.solver).name.removeprefix("mjSOL_"),
+        "engine": "Brax spring" if spring else ("MJX" if isinstance(env, MjxGoalEnv) else "Brax mjx"),
+        "solver": "spring impulses" if spring else mujoco.mjtSolver(int(opt.solver)).name.removeprefix("mjSOL_"),
         "iterations": int(opt.iterations),
         "ls_iterations": int(opt.ls_iterations),
-        "cone": mujoco.mjtCone(opt.cone).name.removeprefix("mjCONE_").lower(),
+        "cone": mujoco.mjtCone(int(opt.cone)).name.removeprefix("mjCONE_").lower(),
         "timestep": float(opt.timestep),
         "n_frames": env.n_frames,
         "nv": int(env.mj_model.nv),
         "contacts": int(impl.contact.dist.shape[0]),
-        "constraint_rows": int(impl.efc_J.shape[0]),
+        "constraint_rows": 0 if spring else int(impl.efc_J.shape[0]),
     }
 
 
-def rollout_fn(env: MjxGoalEnv, batch: int, steps: int):
+def parse_env(entry: str) -> tuple[str, str | None]:
+    name, _, backend = entry.partition(":")
+    return name, backend or None
+
+
+def rollout_fn(env: GoalEnv, batch: int, steps: int):
     """(states, key) -> states after `steps` random-action steps of every env in the batch."""
     step = jax.vmap(env.step)
 
@@ -99,7 +112,7 @@ def rollout_fn(env: MjxGoalEnv, batch: int, steps: int):
     return rollout
 
 
-def batched_start(env: MjxGoalEnv, reset, batch: int):
+def batched_start(env: GoalEnv, reset, batch: int):
     """`batch` copies of one reset, each with its own key so that later resets differ: one reset
     compile per env instead of one per batch size."""
     state = reset(jax.random.PRNGKey(batch))
@@ -108,7 +121,7 @@ def batched_start(env: MjxGoalEnv, reset, batch: int):
 
 
 def bench_cell(
-    env: MjxGoalEnv, reset, batch: int, steps: int, budget_s: float, min_calls: int
+    env: GoalEnv, reset, batch: int, steps: int, budget_s: float, min_calls: int, label: str
 ) -> Cell:
     states = batched_start(env, reset, batch)
     key = jax.random.PRNGKey(0)
@@ -122,7 +135,7 @@ def bench_cell(
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
     return Cell(
-        env.spec.name,
+        label,
         batch,
         steps,
         round(compile_s, 2),
@@ -177,18 +190,20 @@ def run(
     physics: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     bar = progress_bar(None, "env throughput", total=len(envs) * len(batches), unit="cell")
-    for name in envs:
+    for entry in envs:
+        name, backend = parse_env(entry)
         try:
-            env = make_env(name)
+            env = make_env(name, backend)
         except DistillError as exc:
-            skipped[name] = str(exc)
+            skipped[entry] = str(exc)
             bar.update(len(batches))
             continue
-        physics[name] = physics_summary(env)
+        label = f"{name}:{env.backend}" if backend else name
+        physics[label] = physics_summary(env)
         reset = jax.jit(env.reset)
         for batch in batches:
-            bar.set_postfix_str(f"{name} x {batch}")
-            cells.append(bench_cell(env, reset, batch, steps, budget_s, min_calls))
+            bar.set_postfix_str(f"{label} x {batch}")
+            cells.append(bench_cell(env, reset, batch, steps, budget_s, min_calls, label))
             bar.update()
     bar.close()
     solver_check = go2_solver_check() if "go2" in physics else []
@@ -208,7 +223,21 @@ def run(
         "skipped": skipped,
         "go2_solver_check": solver_check,
         "cells": [asdict(c) for c in cells],
+        "spring_vs_mjx": backend_ratios(cells),
     }
+
+
+def backend_ratios(cells: list[Cell]) -> list[dict]:
+    """Spring's env steps/s as a share of Brax mjx's, per task and batch timed in this run."""
+    rate = {(c.env, c.batch): c.steps_per_s for c in cells}
+    rows = []
+    for (label, batch), spring in sorted(rate.items()):
+        task, _, backend = label.partition(":")
+        mjx_rate = rate.get((f"{task}:mjx", batch))
+        if backend == "spring" and mjx_rate:
+            rows.append({"env": task, "batch": batch, "spring_steps_per_s": spring,
+                         "mjx_steps_per_s": mjx_rate, "spring_over_mjx": round(spring / mjx_rate, 3)})
+    return rows
 
 
 def markdown(result: dict) -> str:
@@ -252,14 +281,20 @@ def markdown(result: dict) -> str:
         "",
         "## Physics settings",
         "",
-        "| env | solver | iterations | line search | cone | dt x frames | nv | contacts | constraint rows |",
-        "|---|---|---:|---:|---|---|---:|---:|---:|",
+        "| env | engine | solver | iterations | line search | cone | dt x frames | nv | contacts | constraint rows |",
+        "|---|---|---|---:|---:|---|---|---:|---:|---:|",
     ]
     for env, p in result["physics"].items():
         lines.append(
-            f"| {env} | {p['solver']} | {p['iterations']} | {p['ls_iterations']} | {p['cone']} | "
+            f"| {env} | {p['engine']} | {p['solver']} | {p['iterations']} | {p['ls_iterations']} | {p['cone']} | "
             f"{p['timestep']:g} x {p['n_frames']} | {p['nv']} | {p['contacts']} | {p['constraint_rows']} |"
         )
+    if result.get("spring_vs_mjx"):
+        lines += ["", "## Brax spring against Brax mjx, same task, same batch", "",
+                  "| env | batch | spring steps/s | mjx steps/s | spring / mjx |", "|---|---:|---:|---:|---:|"]
+        for r in result["spring_vs_mjx"]:
+            lines.append(f"| {r['env']} | {r['batch']:,} | {r['spring_steps_per_s']:,.0f} | "
+                         f"{r['mjx_steps_per_s']:,.0f} | {r['spring_over_mjx']:.2f} |")
     lines += ["", GO2_SOLVER_NOTE, ""]
     if result["go2_solver_check"]:
         lines += [
@@ -298,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--min-calls", type=int, default=2, help="timed calls per cell at least")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the .json and .md")
+    parser.add_argument("--tag", default="", help="suffix of the result files' names (default: none)")
     args = parser.parse_args(argv)
     envs = args.envs.split(",") if args.envs else list(QUICK_ENVS if args.quick else ENVS)
     batches = (
@@ -310,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run(envs, batches, args.steps, budget, args.min_calls, args.quick)
     table = markdown(result)
     print(table)
-    stem = args.out / f"env_throughput_{result['device']['name']}{'_quick' if args.quick else ''}"
+    stem = args.out / (f"env_throughput_{result['device']['name']}{'_quick' if args.quick else ''}"
+                       f"{'_' + args.tag if args.tag else ''}")
     write_text_atomic(stem.with_suffix(".json"), json.dumps(result, indent=1) + "\n")
     write_text_atomic(stem.with_suffix(".md"), table)
     print(f"wrote {stem}.json and {stem}.md")

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from distill.envs.base import EnvState, MjxGoalEnv
+from distill.envs.base import EnvState, GoalEnv
 
 VIEWS = ("teacher", "student")
 
@@ -56,17 +56,17 @@ class Steps:
     extras: dict[str, jax.Array]
 
 
-def reset_batch(env: MjxGoalEnv, key: jax.Array, num_envs: int) -> EnvState:
+def reset_batch(env: GoalEnv, key: jax.Array, num_envs: int) -> EnvState:
     return _reset_batch(env, key, num_envs)
 
 
 @partial(jax.jit, static_argnums=(0, 2))
-def _reset_batch(env: MjxGoalEnv, key: jax.Array, num_envs: int) -> EnvState:
+def _reset_batch(env: GoalEnv, key: jax.Array, num_envs: int) -> EnvState:
     return jax.vmap(env.reset)(jax.random.split(key, num_envs))
 
 
 def rollout(
-    env: MjxGoalEnv, policy: Policy, num_steps: int, params: Any, state: EnvState, key: jax.Array
+    env: GoalEnv, policy: Policy, num_steps: int, params: Any, state: EnvState, key: jax.Array
 ) -> tuple[EnvState, Steps]:
     """Runs `num_steps` batched steps; jit'd once per (env, policy, num_steps)."""
     return _rollout(env, policy, num_steps, params, state, key)
@@ -125,6 +125,9 @@ class EpisodeMetrics:
     final_distance: float
     episodes: int
     episode_length: int
+    mean_distance: float | None = None
+    """Distance to the goal averaged over every step of each episode (scaling-crl's
+    `eval/episode_dist` divided by the episode's length); None in records written before it."""
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -134,6 +137,7 @@ class EpisodeMetrics:
             "final_distance": self.final_distance,
             "episodes": self.episodes,
             "episode_length": self.episode_length,
+            "mean_distance": self.mean_distance,
         }
 
 
@@ -162,11 +166,12 @@ def episode_metrics(done, success, dist, episode_length: int) -> EpisodeMetrics:
         final_distance=float(np.mean(dist[last, cols])),
         episodes=int(done.shape[1]),
         episode_length=int(episode_length),
+        mean_distance=float(np.mean((dist * alive).sum(0) / np.maximum(alive.sum(0), 1))),
     )
 
 
 def evaluate(
-    env: MjxGoalEnv, act: Callable[[Any, jax.Array], jax.Array], params: Any, key: jax.Array,
+    env: GoalEnv, act: Callable[[Any, jax.Array], jax.Array], params: Any, key: jax.Array,
     num_episodes: int, view: str = "teacher", steps: int | None = None,
 ) -> EpisodeMetrics:
     """Deterministic evaluation: `num_episodes` parallel envs, one episode each, `act` reading
@@ -175,7 +180,7 @@ def evaluate(
 
 
 def evaluate_policy(
-    env: MjxGoalEnv, policy: Policy, params: Any, key: jax.Array, num_episodes: int, steps: int | None = None,
+    env: GoalEnv, policy: Policy, params: Any, key: jax.Array, num_episodes: int, steps: int | None = None,
 ) -> EpisodeMetrics:
     """One episode in each of `num_episodes` parallel envs; the same key gives the same goals
     whatever the policy, so policies compare on equal terms."""
@@ -184,7 +189,7 @@ def evaluate_policy(
 
 
 def run_episodes(
-    env: MjxGoalEnv, policy: Policy, params: Any, key: jax.Array, num_episodes: int, steps: int,
+    env: GoalEnv, policy: Policy, params: Any, key: jax.Array, num_episodes: int, steps: int,
 ) -> Steps:
     """`steps` steps of `num_episodes` envs from reset: what `evaluate_policy` scores."""
     k_reset, k_roll = jax.random.split(key)

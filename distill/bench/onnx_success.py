@@ -13,18 +13,18 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from distill.envs.base import MjxGoalEnv
+from distill.envs.base import GoalEnv
 from distill.export.onnx_export import ort_session, run_onnx
 from distill.progress import progress_bar
 from distill.rollouts import EpisodeMetrics, episode_metrics, reset_batch
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _step_batch(env: MjxGoalEnv, state, action):
+def _step_batch(env: GoalEnv, state, action):
     return jax.vmap(env.step)(state, action)
 
 
-def evaluate_onnx(env: MjxGoalEnv, onnx_path: str | Path, key: jax.Array, episodes: int,
+def evaluate_onnx(env: GoalEnv, onnx_path: str | Path, key: jax.Array, episodes: int,
                   progress: bool = True) -> EpisodeMetrics:
     """One deterministic episode per env from the same reset key as `rollouts.evaluate`, so the
     goals match those the JAX policies were evaluated on; the file reads the student's observation."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import re
 
-import mujoco
-
 from distill.envs import make_env
 from distill.envs.base import ObservationSpec
 
@@ -54,19 +52,9 @@ def _field_lines(obs: ObservationSpec, declared: tuple[tuple[str, int, int], ...
     return lines
 
 
-def _physics(env) -> str:
-    opt = env.mj_model.opt
-    solver = mujoco.mjtSolver(opt.solver).name.removeprefix("mjSOL_").title()
-    cone = mujoco.mjtCone(opt.cone).name.removeprefix("mjCONE_").lower()
-    return (
-        f"MuJoCo/MJX, {solver} solver, {opt.iterations} iteration(s), "
-        f"{opt.ls_iterations} line-search, {cone} cone"
-    )
-
-
-def describe(name: str) -> str:
+def describe(name: str, backend: str | None = None) -> str:
     """The text `distill env info` prints."""
-    env = make_env(name)
+    env = make_env(name, backend)
     spec = env.spec
     frames = env.n_frames
     timestep = spec.control_dt / frames
@@ -94,7 +82,7 @@ def describe(name: str) -> str:
         f"control dt      {spec.control_dt:g} s ({1 / spec.control_dt:g} Hz) = {frames} x {timestep:g} s physics",
         f"episode length  {spec.episode_length} steps ({spec.episode_length * spec.control_dt:g} s)",
         f"success radius  {spec.success_radius:g}",
-        f"physics         {_physics(env)}",
+        f"physics         {env.physics_summary()}",
     ]
     if spec.asymmetric:
         lines += ["teacher observation", *_field_lines(teacher, env.obs_groups)]
@@ -108,5 +96,5 @@ def describe(name: str) -> str:
 
 
 def info_command(args: argparse.Namespace) -> int:
-    print(describe(args.name))
+    print(describe(args.name, getattr(args, "backend", None)))
     return 0

@@ -6,13 +6,14 @@ column index along y, as in JaxGCRL (whose grids come from D4RL's ant maze). Wal
 their cell, `height_scale * cell_size` tall (ant: 4 m cells and 2 m walls; humanoid: 2 m cells and
 1 m walls).
 
-Each wall cell is its own box rather than merged runs: MJX's broad phase (`max_geom_pairs`) ranks
-geom pairs by bounding-sphere distance, which only works when every box is small.
+Each wall cell is its own box, as in the paper's envs (and small boxes keep MJX's broad phase,
+which ranks geom pairs by bounding-sphere distance, effective).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from xml.etree import ElementTree
 
 import jax
 import mujoco
@@ -83,6 +84,17 @@ BIG_MAZE = MazeLayout("big_maze", (
     "#ggg#gg#",
     "########",
 ))
+ANT_BIG_MAZE_EVAL = MazeLayout("ant_big_maze_eval", (
+    "########",
+    "#r.##gg#",
+    "#..#..g#",
+    "##...###",
+    "#..#...#",
+    "#.#g.#g#",
+    "#.gg#gg#",
+    "########",
+))
+"""The ant's far-goal grid: one cell, (2, 5), is not a goal here where the humanoid's has it."""
 BIG_MAZE_EVAL = MazeLayout("big_maze_eval", (
     "########",
     "#r.##gg#",
@@ -106,19 +118,23 @@ HARDEST_MAZE = MazeLayout("hardest_maze", (
 ))
 
 LAYOUTS: dict[str, MazeLayout] = {
-    m.name: m for m in (U_MAZE, U_MAZE_EVAL, BIG_MAZE, BIG_MAZE_EVAL, HARDEST_MAZE)
+    m.name: m
+    for m in (U_MAZE, U_MAZE_EVAL, BIG_MAZE, BIG_MAZE_EVAL, ANT_BIG_MAZE_EVAL, HARDEST_MAZE)
 }
 EVAL_LAYOUTS: dict[str, MazeLayout] = {"u_maze": U_MAZE_EVAL, "big_maze": BIG_MAZE_EVAL}
 """The paper's evaluation grids: same walls and start, goals only in the far cells.
-The hardest maze has none in the paper's code."""
+The hardest maze has none in the paper's code; the ant's big-maze grid is its own."""
+ROBOT_EVAL_LAYOUTS: dict[tuple[str, str], MazeLayout] = {("ant", "big_maze"): ANT_BIG_MAZE_EVAL}
 
 
-def layout_for(name: str, eval_far_goals: bool) -> MazeLayout:
-    """The training layout, or its far-goal evaluation twin."""
+def layout_for(name: str, eval_far_goals: bool, robot: str = "humanoid") -> MazeLayout:
+    """The training layout, or its far-goal evaluation twin (as the robot's own env defines it)."""
     from distill.errors import DistillError
 
     if not eval_far_goals:
         return LAYOUTS[name]
+    if (robot, name) in ROBOT_EVAL_LAYOUTS:
+        return ROBOT_EVAL_LAYOUTS[(robot, name)]
     if name not in EVAL_LAYOUTS:
         raise DistillError(
             f"maze {name!r} has no far-goal evaluation layout (the paper defines them for "
@@ -127,26 +143,20 @@ def layout_for(name: str, eval_far_goals: bool) -> MazeLayout:
     return EVAL_LAYOUTS[name]
 
 
-def add_walls(
-    spec: mujoco.MjSpec,
-    layout: MazeLayout,
-    cell_size: float,
-    height_scale: float,
-    contype: int,
-    conaffinity: int,
+def wall_elements(
+    root: ElementTree.Element, layout: MazeLayout, cell_size: float, height_scale: float
 ) -> None:
-    """Adds one static box per wall cell to the world body, named `wall_<i>_<j>`."""
+    """Appends one static box per wall cell to an MJCF tree's worldbody, named `wall_<i>_<j>`,
+    colliding with everything (contype and conaffinity 1), as the paper's mazes do."""
     half = 0.5 * cell_size
     half_height = 0.5 * height_scale * cell_size
+    worldbody = root.find("worldbody")
     for i, j in layout.cells(WALL):
-        spec.worldbody.add_geom(
-            name=f"wall_{i}_{j}",
-            type=mujoco.mjtGeom.mjGEOM_BOX,
-            pos=[i * cell_size, j * cell_size, half_height],
-            size=[half, half, half_height],
-            contype=contype,
-            conaffinity=conaffinity,
-            rgba=WALL_RGBA,
+        ElementTree.SubElement(
+            worldbody, "geom", name=f"wall_{i}_{j}", type="box",
+            pos=f"{i * cell_size:g} {j * cell_size:g} {half_height:g}",
+            size=f"{half:g} {half:g} {half_height:g}",
+            contype="1", conaffinity="1", rgba=" ".join(f"{c:g}" for c in WALL_RGBA),
         )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from distill.atomic import write_bytes_atomic
 from distill.envs import make_env
-from distill.envs.base import EnvState, MjxGoalEnv
+from distill.envs.base import EnvState, GoalEnv
 from distill.errors import DistillError
 
 BACKENDS = {
@@ -96,11 +96,13 @@ def gl_backend() -> str:
 
 
 # --- drawing -----------------------------------------------------------------------------------
-def to_mj_data(env: MjxGoalEnv, state: EnvState) -> mujoco.MjData:
+def to_mj_data(env: GoalEnv, state: EnvState) -> mujoco.MjData:
     """An MjData holding one (unbatched) MJX state, with the goal marker moved onto the goal."""
     mj_data = mujoco.MjData(env.mj_model)
-    for field in ("qpos", "qvel", "ctrl", "mocap_pos", "mocap_quat"):
-        value = np.asarray(getattr(state.data, field))
+    mj_data.qpos[:] = np.asarray(env.qpos(state.data))
+    mj_data.qvel[:] = np.asarray(env.qvel(state.data))
+    for field in ("ctrl", "mocap_pos", "mocap_quat"):
+        value = np.asarray(getattr(state.data, field, np.zeros(0)))
         if value.size:
             getattr(mj_data, field)[:] = value
     if hasattr(env, "show_goal"):
@@ -109,7 +111,7 @@ def to_mj_data(env: MjxGoalEnv, state: EnvState) -> mujoco.MjData:
     return mj_data
 
 
-def default_view(env: MjxGoalEnv, state: EnvState, mj_data: mujoco.MjData) -> View:
+def default_view(env: GoalEnv, state: EnvState, mj_data: mujoco.MjData) -> View:
     """Frames the robot, the goal and the static scenery (maze walls, obstacles, arena), looking
     down steeply when there are walls to show and from lower down on open ground."""
     m = env.mj_model
@@ -139,7 +141,7 @@ def default_view(env: MjxGoalEnv, state: EnvState, mj_data: mujoco.MjData) -> Vi
 
 
 def render_state(
-    env: MjxGoalEnv,
+    env: GoalEnv,
     state: EnvState,
     view: View | None = None,
     width: int = WIDTH,
@@ -203,7 +205,7 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 
 
 # --- command -------------------------------------------------------------------------------------
-def rollout_state(env: MjxGoalEnv, seed: int, steps: int) -> EnvState:
+def rollout_state(env: GoalEnv, seed: int, steps: int) -> EnvState:
     """The state after `steps` uniformly random actions from the reset drawn with `seed`."""
     key, act_key = jax.random.split(jax.random.PRNGKey(seed))
     state = jax.jit(env.reset)(key)
@@ -223,7 +225,7 @@ def render_command(args: argparse.Namespace) -> int:
         raise DistillError(f"--steps must be >= 0, got {args.steps}")
     if not str(args.out).lower().endswith(".png"):
         raise DistillError(f"--out must name a .png file, got {args.out!r}")
-    env = make_env(args.name)
+    env = make_env(args.name, getattr(args, "backend", None))
     gl_backend()
     state = rollout_state(env, args.seed, args.steps)
     rgb = render_state(env, state)

@@ -20,7 +20,7 @@ import onnx
 import distill
 from distill.bench.targets import TargetProfile
 from distill.data.schema import utc_now_iso
-from distill.envs.base import ActionSemantics, MjxGoalEnv
+from distill.envs.base import ActionSemantics, GoalEnv
 from distill.envs.describe import obs_groups
 from distill.errors import DistillError
 from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_io, sha256_file
@@ -230,7 +230,7 @@ def model_section(onnx_path: Path, precision: str, input_dim: int, action_dim: i
                         output_shape=(1, action_dim))
 
 
-def observation_sections(env: MjxGoalEnv) -> tuple[ObservationSection, GoalSection]:
+def observation_sections(env: GoalEnv) -> tuple[ObservationSection, GoalSection]:
     """The student's observation: what the robot feeds the shipped model (never the teacher's,
     which may hold privileged simulator state)."""
     obs = env.spec.student_observation
@@ -266,7 +266,7 @@ class ShipDecision:
 
 
 def describe_deployment(
-    inputs: ShipInputs, env: MjxGoalEnv, target: TargetProfile, model: ModelSection, replay: ReplaySet,
+    inputs: ShipInputs, env: GoalEnv, target: TargetProfile, model: ModelSection, replay: ReplaySet,
     decision: ShipDecision, bundle: str, files: Mapping[str, str],
 ) -> DeployDescription:
     observation, goal = observation_sections(env)

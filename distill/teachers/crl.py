@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 
 from distill.config import from_table
-from distill.envs.base import EnvState, MjxGoalEnv
+from distill.envs.base import EnvState, GoalEnv
 from distill.rollouts import rollout
 from distill.teachers import networks
 from distill.teachers.networks import CRLArch
@@ -121,7 +121,7 @@ def make_optimizers(cfg: CRLConfig) -> Optimizers:
     return Optimizers(optax.adam(cfg.actor_lr), optax.adam(cfg.critic_lr), optax.adam(cfg.alpha_lr))
 
 
-def arch_for(cfg: CRLConfig, env: MjxGoalEnv) -> CRLArch:
+def arch_for(cfg: CRLConfig, env: GoalEnv) -> CRLArch:
     s = env.spec
     return CRLArch(
         obs_dim=s.obs_dim, goal_dim=s.goal_dim, action_dim=s.action_dim,
@@ -129,7 +129,7 @@ def arch_for(cfg: CRLConfig, env: MjxGoalEnv) -> CRLArch:
     )
 
 
-def init_state(cfg: CRLConfig, env: MjxGoalEnv) -> TrainState:
+def init_state(cfg: CRLConfig, env: GoalEnv) -> TrainState:
     arch = arch_for(cfg, env)
     opts = make_optimizers(cfg)
     key = jax.random.PRNGKey(cfg.seed)
@@ -269,7 +269,7 @@ def sgd_step(cfg: CRLConfig, opts: Optimizers, spec, ts: TrainState, key: jax.Ar
 
 
 @partial(jax.jit, static_argnums=(0, 1), donate_argnums=(2,))
-def iteration(cfg: CRLConfig, env: MjxGoalEnv, ts: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
+def iteration(cfg: CRLConfig, env: GoalEnv, ts: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
     """Collect one unroll from every env, then update if the buffer is warm."""
     opts = make_optimizers(cfg)
     key, k_roll, k_sgd = jax.random.split(ts.key, 3)
