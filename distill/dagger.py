@@ -38,7 +38,7 @@ from distill.atomic import atomic_path, write_text_atomic
 from distill.config import from_table
 from distill.data import DatasetMeta, RolloutReader, RolloutWriter
 from distill.envs import with_episode_length
-from distill.envs.base import MjxGoalEnv
+from distill.envs.base import GoalEnv
 from distill.errors import DistillError
 from distill.rollouts import (
     EpisodeMetrics,
@@ -132,7 +132,7 @@ def behaviour_cloning(cfg: DaggerConfig) -> DaggerConfig:
     return DaggerConfig(**{**asdict(cfg), "beta_schedule": "constant", "beta0": 1.0})
 
 
-def run_env(env: MjxGoalEnv, cfg: DaggerConfig) -> MjxGoalEnv:
+def run_env(env: GoalEnv, cfg: DaggerConfig) -> GoalEnv:
     """The env a run collects and evaluates in: `env` with the config's episode length."""
     return with_episode_length(env, cfg.episode_length)
 
@@ -208,7 +208,7 @@ class DaggerResult:
 
 # --- collection --------------------------------------------------------------------------------
 @cache
-def mixed_policy(teacher_acts: bool):
+def mixed_policy(teacher_acts: bool, activation: str = "swish"):
     """The β-mixed policy (cached, so a run's rollout compiles once per variant: β and both
     networks' weights are parameters, not constants). Without `teacher_acts` the teacher is left
     out of the loop and the student drives alone (β = 0)."""
@@ -217,7 +217,7 @@ def mixed_policy(teacher_acts: bool):
         student_action = student_apply(params["student"], obs.student)
         if not teacher_acts:
             return student_action, {}
-        mean, log_std = networks.actor_dist(params["actor"], obs.teacher)
+        mean, log_std = networks.actor_dist(params["actor"], obs.teacher, activation=activation)
         teacher_action = jnp.tanh(mean)
         use_teacher = jax.random.uniform(key, (obs.teacher.shape[0],)) < params["beta"]
         action = jnp.where(use_teacher[:, None], teacher_action, student_action)
@@ -235,17 +235,17 @@ class CollectedRound:
     critic_s: float
 
 
-def _actor_step_seconds(actor_params, obs: jax.Array) -> float:
+def _actor_step_seconds(actor_params, obs: jax.Array, activation: str = "swish") -> float:
     """Seconds of one actor call on a rollout step's batch (placed as the rollout places it): the
     teacher's per-step share of a rollout. Compiled ahead (cached after the first round), timed once."""
-    compiled = jax.jit(networks.actor_dist).lower(actor_params, obs).compile()
+    compiled = jax.jit(networks.actor_dist_fn(activation)).lower(actor_params, obs).compile()
     t0 = time.perf_counter()
     jax.block_until_ready(compiled(actor_params, obs))
     return time.perf_counter() - t0
 
 
 def collect_round(
-    env: MjxGoalEnv, teacher: Teacher, student: MLPStudent, beta: float, cfg: DaggerConfig, round_index: int,
+    env: GoalEnv, teacher: Teacher, student: MLPStudent, beta: float, cfg: DaggerConfig, round_index: int,
     devices: Sequence[jax.Device] | None = None,
 ) -> CollectedRound:
     """One round of labelled rows, flattened to [rows, ...] in time-major order; envs and label
@@ -268,7 +268,8 @@ def _collect(env, teacher, student_params, beta, cfg, round_index, mesh) -> Coll
     params = sharding.replicate({"actor": teacher.actor_params, "student": student_params,
                                  "beta": jnp.asarray(beta, jnp.float32)}, mesh)
     t0 = time.perf_counter()
-    _, steps = rollout(env, mixed_policy(teacher_acts), steps_n, params, state, sharding.replicate(k_roll, mesh))
+    _, steps = rollout(env, mixed_policy(teacher_acts, teacher.arch.activation), steps_n, params, state,
+                       sharding.replicate(k_roll, mesh))
     steps = sharding.gather(steps)
     rollout_s = time.perf_counter() - t0
     T, N = steps.t.shape
@@ -283,7 +284,7 @@ def _collect(env, teacher, student_params, beta, cfg, round_index, mesh) -> Coll
         actor = labels.ActorLabels(*(flat(steps.extras[k]) for k in
                                      ("teacher_mean", "teacher_log_std", "teacher_action")))
         teacher_s = min(rollout_s, T * _actor_step_seconds(
-            teacher.actor_params, sharding.split_rows(np.asarray(steps.obs[0]), mesh)))
+            teacher.actor_params, sharding.split_rows(np.asarray(steps.obs[0]), mesh), teacher.arch.activation))
     else:
         actor = labels.label_actor(teacher, teacher_obs, cfg.label_chunk, mesh)
         teacher_s = time.perf_counter() - t1
@@ -329,10 +330,10 @@ class HeldOutStates:
             return cls(**{k: z[k] for k in ("teacher_obs", "student_obs", "teacher_action", "teacher_q")})
 
 
-def heldout_states(env: MjxGoalEnv, teacher: Teacher, cfg: DaggerConfig) -> HeldOutStates:
+def heldout_states(env: GoalEnv, teacher: Teacher, cfg: DaggerConfig) -> HeldOutStates:
     k_reset, k_roll = jax.random.split(jax.random.PRNGKey(cfg.heldout_seed))
     state = reset_batch(env, k_reset, cfg.heldout_envs)
-    _, steps = rollout(env, deterministic(networks.actor_act, "teacher"), env.spec.episode_length,
+    _, steps = rollout(env, deterministic(teacher.act_fn, "teacher"), env.spec.episode_length,
                        teacher.actor_params, state, k_roll)
     steps = jax.device_get(steps)
     flat = lambda x: np.asarray(x).reshape(-1, np.asarray(x).shape[-1])
@@ -364,12 +365,12 @@ def evaluation_key(cfg: DaggerConfig) -> jax.Array:
     return jax.random.PRNGKey(cfg.seed + 10_000)
 
 
-def evaluate_student(env: MjxGoalEnv, student: MLPStudent, key: jax.Array, episodes: int) -> EpisodeMetrics:
+def evaluate_student(env: GoalEnv, student: MLPStudent, key: jax.Array, episodes: int) -> EpisodeMetrics:
     return evaluate(env, student_apply, student_params_to_jax(student), key, episodes, view="student")
 
 
-def evaluate_teacher(env: MjxGoalEnv, teacher: Teacher, key: jax.Array, episodes: int) -> EpisodeMetrics:
-    return evaluate(env, networks.actor_act, teacher.actor_params, key, episodes, view="teacher")
+def evaluate_teacher(env: GoalEnv, teacher: Teacher, key: jax.Array, episodes: int) -> EpisodeMetrics:
+    return evaluate(env, teacher.act_fn, teacher.actor_params, key, episodes, view="teacher")
 
 
 # --- the loop --------------------------------------------------------------------------------------
@@ -381,7 +382,7 @@ def _fit_round(preset, train_cfg, spec, dataset: Path, seed: int, log_dir: Path)
                                fit.stopped_early, fit.seconds)
 
 
-def check_teacher_fits_env(teacher: Teacher, env: MjxGoalEnv) -> None:
+def check_teacher_fits_env(teacher: Teacher, env: GoalEnv) -> None:
     """The teacher must read the env's teacher observation; the student's may differ."""
     spec, arch = env.spec, teacher.arch
     if (arch.obs_dim, arch.goal_dim, arch.action_dim) != (spec.obs_dim, spec.goal_dim, spec.action_dim):
@@ -421,9 +422,40 @@ class _Progress:
             {"config": self.config, "rounds": [asdict(r) for r in self.rounds]}, indent=1))
 
 
+def teacher_mismatch(teacher: Teacher, env: GoalEnv, measured: EpisodeMetrics) -> str | None:
+    """Why the teacher's success here is not believable against its teacher.toml record, or None.
+
+    Far below: under half the recorded success (recorded >= 0.1) or under half the recorded time at
+    goal (recorded >= 1 step), or no success at all where the record predicts at least 3 among these
+    episodes. Compared only on the env, backend and episode length the record was measured with."""
+    recorded = teacher.manifest.metrics if teacher.manifest is not None else None
+    if recorded is None or teacher.random_init or env.spec.name != teacher.env:
+        return None
+    if recorded.episode_length not in (None, env.spec.episode_length):
+        return None
+    if (recorded.backend or teacher.env_backend) != env.backend:
+        return None
+    far_below = recorded.success >= 0.1 and measured.success < 0.5 * recorded.success
+    if recorded.time_at_goal is not None and recorded.time_at_goal >= 1.0:
+        far_below |= measured.time_at_goal < 0.5 * recorded.time_at_goal
+    none_at_all = measured.success == 0.0 and recorded.success * measured.episodes >= 3
+    if not (far_below or none_at_all):
+        return None
+    at_goal = (f", {measured.time_at_goal:.1f} steps at goal against {recorded.time_at_goal:.1f}"
+               if recorded.time_at_goal is not None else "")
+    return (
+        f"teacher {teacher.name} succeeds in {measured.success:.1%} of {measured.episodes} episodes on "
+        f"{env.spec.name}/{env.backend}{at_goal}, but its teacher.toml records {recorded.success:.1%}: it "
+        f"is running in another world than it was trained in (an env or backend mismatch is the usual "
+        f"cause; `distill env compare` checks an env against a recorded trajectory); stopped before "
+        f"collecting — pass --force to distil anyway"
+    )
+
+
 def run_dagger(
-    env: MjxGoalEnv, teacher: Teacher, preset: StudentPreset, train_cfg: StudentTrainConfig,
+    env: GoalEnv, teacher: Teacher, preset: StudentPreset, train_cfg: StudentTrainConfig,
     cfg: DaggerConfig, dataset_path: Path, student_dir: Path, lineage: dict[str, Any],
+    check_teacher: bool = True,
 ) -> DaggerResult | None:
     """The loop; in a multi-process run only process 0 returns a result (and writes anything), the
     others take their share of each round's collection (`follow_rounds`)."""
@@ -433,11 +465,24 @@ def run_dagger(
     if not sharding.is_writer():
         follow_rounds(env, teacher, preset, cfg)
         return None
+    eval_key = evaluation_key(cfg)
+    t0 = time.perf_counter()
+    teacher_metrics = evaluate_teacher(env, teacher, eval_key, cfg.eval_episodes)
+    log.info("teacher %s: success %.3f, time at goal %.1f/%d, final-step success %.3f (%.0f s)", teacher.name,
+             teacher_metrics.success, teacher_metrics.time_at_goal, spec.episode_length,
+             teacher_metrics.final_success, time.perf_counter() - t0)
+    reason = teacher_mismatch(teacher, env, teacher_metrics) if check_teacher else None
+    if reason is not None:
+        if jax.process_count() > 1:  # release the other processes, waiting for a round
+            student = build_student(preset, spec.student_input_dim, spec.action_dim, seed=cfg.seed)
+            _announce_round(sharding.Channel(), -1, student_params_to_jax(student))
+        raise DistillError(reason)
     student_dir.mkdir(parents=True, exist_ok=True)
     meta = DatasetMeta.from_env_spec(
-        spec, teacher_name=teacher.name, teacher_sha256=teacher.weights_sha256 or "random-init",
-        env_config={"name": spec.name, "episode_length": spec.episode_length, "control_dt": spec.control_dt,
-                    "success_radius": spec.success_radius, "goal_indices": list(spec.goal_indices)},
+        spec, teacher_name=teacher.name, teacher_sha256=teacher.weights_identity or "unknown",
+        env_config={"name": spec.name, "backend": env.backend, "episode_length": spec.episode_length,
+                    "control_dt": spec.control_dt, "success_radius": spec.success_radius,
+                    "goal_indices": list(spec.goal_indices)},
         lineage=lineage,
     )
     progress = _Progress.open(student_dir / STATE_FILE, cfg)
@@ -446,12 +491,6 @@ def run_dagger(
     else:
         RolloutWriter.open(dataset_path, expect_meta=meta).close()
 
-    eval_key = evaluation_key(cfg)
-    t0 = time.perf_counter()
-    teacher_metrics = evaluate_teacher(env, teacher, eval_key, cfg.eval_episodes)
-    log.info("teacher %s: success %.3f, time at goal %.1f/%d, final-step success %.3f (%.0f s)", teacher.name,
-             teacher_metrics.success, teacher_metrics.time_at_goal, spec.episode_length,
-             teacher_metrics.final_success, time.perf_counter() - t0)
     heldout_path = student_dir / HELDOUT_FILE
     if heldout_path.is_file():
         heldout = HeldOutStates.load(heldout_path)
@@ -538,7 +577,7 @@ def _announce_round(channel: sharding.Channel, k: int, student_params) -> None:
         channel.send(_pack_round(k, student_params))
 
 
-def follow_rounds(env: MjxGoalEnv, teacher: Teacher, preset: StudentPreset, cfg: DaggerConfig) -> None:
+def follow_rounds(env: GoalEnv, teacher: Teacher, preset: StudentPreset, cfg: DaggerConfig) -> None:
     """A process other than 0: collect each round process 0 announces, on this host's devices of the
     shared mesh, until it announces none. Rows are gathered to every process; only 0 keeps them."""
     spec = env.spec
@@ -549,5 +588,5 @@ def follow_rounds(env: MjxGoalEnv, teacher: Teacher, preset: StudentPreset, cfg:
         _collect(env, teacher, params, cfg.beta(k), cfg, k, mesh)
 
 
-def rows_per_round(env: MjxGoalEnv, cfg: DaggerConfig) -> int:
+def rows_per_round(env: GoalEnv, cfg: DaggerConfig) -> int:
     return cfg.envs * run_env(env, cfg).spec.episode_length * cfg.episodes_per_round

@@ -61,28 +61,28 @@ def chunked(fn: Callable[..., jax.Array | tuple], arrays: tuple[np.ndarray, ...]
     return tuple(np.concatenate(parts) for parts in zip(*outs))
 
 
-@jax.jit
-def _actor_labels(params, obs):
-    mean, log_std = networks.actor_dist(params, obs)
+@partial(jax.jit, static_argnames=("activation",))
+def _actor_labels(params, obs, activation: str = "swish"):
+    mean, log_std = networks.actor_dist(params, obs, activation=activation)
     return mean, log_std, jnp.tanh(mean)
 
 
-@partial(jax.jit, static_argnames=("obs_dim",))
-def _sa_repr(critic, obs, action, obs_dim: int):
+@partial(jax.jit, static_argnames=("obs_dim", "activation"))
+def _sa_repr(critic, obs, action, obs_dim: int, activation: str = "swish"):
     state = obs[:, :obs_dim]
     return networks.apply_encoder(critic["sa_encoder"], jnp.concatenate(
-        [state, action.astype(state.dtype)], -1)).astype(jnp.float32)
+        [state, action.astype(state.dtype)], -1), activation=activation).astype(jnp.float32)
 
 
-@jax.jit
-def _g_repr(critic, goal):
-    return networks.apply_encoder(critic["g_encoder"], goal).astype(jnp.float32)
+@partial(jax.jit, static_argnames=("activation",))
+def _g_repr(critic, goal, activation: str = "swish"):
+    return networks.apply_encoder(critic["g_encoder"], goal, activation=activation).astype(jnp.float32)
 
 
 def label_actor(teacher: Teacher, obs: np.ndarray, chunk: int = DEFAULT_CHUNK,
                 mesh: Mesh | None = None) -> ActorLabels:
     """The teacher actor's mean and log std for each row of its observation."""
-    return ActorLabels(*chunked(partial(_actor_labels, teacher.actor_params),
+    return ActorLabels(*chunked(partial(_actor_labels, teacher.actor_params, activation=teacher.arch.activation),
                                 (np.asarray(obs, np.float32),), chunk, mesh))
 
 
@@ -90,7 +90,8 @@ def goal_reprs(teacher: Teacher, goals: np.ndarray, chunk: int = DEFAULT_CHUNK,
                mesh: Mesh | None = None) -> tuple[np.ndarray, np.ndarray]:
     """ψ(g) of each distinct goal row, and each row's index into them."""
     unique, inverse = np.unique(np.asarray(goals, np.float32), axis=0, return_inverse=True)
-    (reprs,) = chunked(partial(_g_repr, teacher.critic_params), (unique,), chunk, mesh)
+    (reprs,) = chunked(partial(_g_repr, teacher.critic_params, activation=teacher.arch.activation),
+                       (unique,), chunk, mesh)
     return reprs, inverse.reshape(-1)
 
 
@@ -103,25 +104,25 @@ def critic_values(
     obs = np.asarray(obs, np.float32)
     obs_dim = teacher.arch.obs_dim
     g_repr, inverse = goals if goals is not None else goal_reprs(teacher, obs[:, obs_dim:], chunk, mesh)
-    (sa,) = chunked(partial(_sa_repr, teacher.critic_params, obs_dim=obs_dim),
+    (sa,) = chunked(partial(_sa_repr, teacher.critic_params, obs_dim=obs_dim, activation=teacher.arch.activation),
                     (obs, np.asarray(action, np.float32)), chunk, mesh)
     return -np.sqrt(np.sum(np.square(sa - g_repr[inverse]), axis=-1)).astype(np.float32)
 
 
 @cache
-def in_rollout_policy(obs_dim: int) -> Callable:
+def in_rollout_policy(obs_dim: int, activation: str = "swish") -> Callable:
     """Every label computed inside the rollout, for every env and step: the collection before labels
     moved after it. Kept as the reference that tests compare rows against and the deep-labelling
     benchmark times as "before"."""
 
     def policy(params, obs, key):
-        mean, log_std = networks.actor_dist(params["actor"], obs.teacher)
+        mean, log_std = networks.actor_dist(params["actor"], obs.teacher, activation=activation)
         teacher_action = jnp.tanh(mean)
         student_action = student_apply(params["student"], obs.student)
         use_teacher = jax.random.uniform(key, (obs.teacher.shape[0],)) < params["beta"]
         action = jnp.where(use_teacher[:, None], teacher_action, student_action)
         q = networks.critic_value(params["critic"], obs.teacher[:, :obs_dim], teacher_action,
-                                  obs.teacher[:, obs_dim:])
+                                  obs.teacher[:, obs_dim:], activation=activation)
         return action, {"teacher_mean": mean, "teacher_log_std": log_std, "teacher_action": teacher_action,
                         "critic_value": q}
 

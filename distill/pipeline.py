@@ -47,7 +47,7 @@ from distill.bench.targets import load_target, verdict
 from distill.dagger import DaggerConfig, evaluation_key, run_dagger, run_env
 from distill.data import RolloutReader
 from distill.envs import make_env
-from distill.envs.base import MjxGoalEnv
+from distill.envs.base import GoalEnv
 from distill.errors import DistillError
 from distill.export.onnx_export import export_onnx
 from distill.export.precision import make_fp16, make_int8_qdq
@@ -85,6 +85,10 @@ class RunRequest:
     env: str | None = None
     """Env to distil in (default: the teacher's). Its teacher observation must be the teacher's;
     its student observation may differ (e.g. reacher_egocentric for a reacher teacher)."""
+    backend: str | None = None
+    """Physics backend (default: the one the teacher records it was trained in)."""
+    force: bool = False
+    """Distil even when the teacher does far worse here than its teacher.toml records."""
 
 
 def check_run_name(name: str) -> str:
@@ -128,7 +132,7 @@ def export_all(student: MLPStudent, teacher: Teacher, student_dir: Path, dataset
     return Exports(export.path, export.max_abs_err, variants, teacher_export.path)
 
 
-def evaluate_variants(env: MjxGoalEnv, exports: Exports, cfg: DaggerConfig) -> tuple[VariantRecord, ...]:
+def evaluate_variants(env: GoalEnv, exports: Exports, cfg: DaggerConfig) -> tuple[VariantRecord, ...]:
     """Each exported student file driven through the run's evaluation episodes by ONNX Runtime."""
     key = evaluation_key(cfg)
     records = [VariantRecord("fp32", str(exports.fp32), exports.fp32_err, None, 0,
@@ -156,16 +160,26 @@ def measure_latency(student_onnx: Path, teacher_onnx: Path, student: MLPStudent,
         LatencyRow("student", _latency(partial(ort_latency, student_onnx, threads=1))),
         LatencyRow("teacher actor", _latency(partial(ort_latency, teacher_onnx, threads=1))),
         LatencyRow("student", _latency(partial(torch_eager_latency, student, student.input_dim, threads=1))),
-        LatencyRow("teacher actor", _latency(partial(jax_latency, networks.actor_act, teacher.actor_params,
+        LatencyRow("teacher actor", _latency(partial(jax_latency, teacher.act_fn, teacher.actor_params,
                                                      teacher_in))),
     ]
     if "torch_cuda_graph" in available_backends():
         rows += [
             LatencyRow("student", _latency(partial(torch_cuda_graph_latency, student, student.input_dim))),
             LatencyRow("teacher actor", _latency(partial(torch_cuda_graph_latency,
-                                                         TeacherActorModule(teacher.actor_params), teacher_in))),
+                                                         TeacherActorModule(teacher.actor_params,
+                                                                            teacher.arch.activation),
+                                                         teacher_in))),
         ]
     return tuple(rows)
+
+
+def run_env_name(request: RunRequest, teacher: Teacher) -> tuple[str, str | None]:
+    """(env, backend) to distil in: the teacher's env on the physics it was trained in, unless the
+    request names others (another env's backend defaults to that env's own)."""
+    if request.env is None or request.env == teacher.env:
+        return teacher.env, request.backend or teacher.backend
+    return request.env, request.backend
 
 
 def run_distillation(request: RunRequest) -> RunReport | None:
@@ -180,7 +194,7 @@ def run_distillation(request: RunRequest) -> RunReport | None:
     if teacher.random_init:
         log.warning(RANDOM_INIT_WARNING)
     cfg = request.config
-    env = run_env(make_env(request.env or teacher.env), cfg)
+    env = run_env(make_env(*run_env_name(request, teacher)), cfg)
     preset = get_preset(request.preset or default_preset_name())
     train_cfg = load_train_config(preset.name)
     run = check_run_name(request.run or f"{teacher.name}-{preset.name}{'-random' if teacher.random_init else ''}")
@@ -193,7 +207,8 @@ def run_distillation(request: RunRequest) -> RunReport | None:
     result = run_dagger(
         env, teacher.with_compute_dtype(cfg.teacher_dtype), preset, train_cfg, cfg, dataset_path, student_dir,
         lineage={"run": run, "preset": preset.name, "dagger": cfg.__dict__, "train": train_cfg.__dict__,
-                 "teacher_dir": str(teacher.directory)},
+                 "teacher_dir": str(teacher.directory), "backend": env.backend},
+        check_teacher=not (request.force or teacher.random_init),
     )
     if result is None:
         return None
@@ -207,7 +222,8 @@ def run_distillation(request: RunRequest) -> RunReport | None:
     report = RunReport(
         run=run, env=env.spec.name, random_init=teacher.random_init, distill_version=distill.__version__,
         teacher=TeacherInfo(teacher.name, teacher.arch.actor_depth, teacher.arch.critic_depth, teacher.arch.width,
-                            networks.count_params(teacher.actor_params), teacher.weights_sha256),
+                            networks.count_params(teacher.actor_params), teacher.weights_identity, env.backend,
+                            teacher.arch.activation),
         student=StudentInfo(preset.name, preset.depth, preset.width, student.num_params(), student.input_dim),
         teacher_success=result.teacher_metrics, student_success=result.rounds[-1].student,
         rounds=tuple(result.rounds),
@@ -227,7 +243,8 @@ def run_distillation(request: RunRequest) -> RunReport | None:
 def request_from_args(args: argparse.Namespace) -> RunRequest:
     return RunRequest(teacher=args.teacher, run=args.run, preset=args.preset,
                       config=load_dagger_config(args.config), random_init=args.random_init,
-                      env=getattr(args, "env", None))
+                      env=getattr(args, "env", None), backend=getattr(args, "backend", None),
+                      force=getattr(args, "force", False))
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -112,10 +112,12 @@ def test_env_list_gives_every_env_with_its_dims(capsys):
     assert set(rows) == set(ENV_FACTORIES)
     for name, cells in rows.items():
         spec = make_env(name).spec
-        assert cells[1:6] == [str(spec.obs_dim), str(spec.goal_dim), str(spec.action_dim),
+        assert cells[2:7] == [str(spec.obs_dim), str(spec.goal_dim), str(spec.action_dim),
                               str(spec.student_input_dim), str(spec.episode_length)]
-    assert rows["reacher"][1:6] == ["10", "3", "2", "13", "50"]
-    assert rows["reacher_egocentric"][1:6] == ["10", "3", "2", "8", "50"]  # the student sees less
+    assert rows["reacher"][1:7] == ["mjx", "10", "3", "2", "13", "50"]
+    assert rows["reacher_egocentric"][1:7] == ["mjx", "10", "3", "2", "8", "50"]  # the student sees less
+    assert rows["humanoid"][1] == "spring, mjx" and rows["humanoid"][7] == "0.03 s spring, 0.015 s mjx"
+    assert rows["humanoid_u_maze"][7] == "0.015 s" and rows["ant"][7] == "0.05 s"
 
 
 def test_teacher_list_reads_the_zoo(capsys, tmp_path, monkeypatch):
@@ -128,14 +130,14 @@ def test_teacher_list_reads_the_zoo(capsys, tmp_path, monkeypatch):
     shutil.copytree(repo_zoo / "humanoid_1024", tmp_path / "teachers" / "humanoid_1024")
     assert main(["teacher", "list"]) == 0
     rows = _table(capsys.readouterr().out)
-    assert rows["humanoid_1024"][1:6] == ["humanoid_u_maze", "512", "1024", "256", "no"]
-    assert rows["humanoid_1024"][6] == "-"
-    assert rows["reacher_8"][1:6] == ["reacher", "8", "8", "128", "yes"]
-    assert rows["reacher_8"][6].startswith("1.000, 40.7/50")
+    assert rows["humanoid_1024"][1:8] == ["humanoid_u_maze", "spring", "512", "1024", "256", "swish", "no"]
+    assert rows["humanoid_1024"][8] == "-"
+    assert rows["reacher_8"][1:8] == ["reacher", "mjx", "8", "8", "128", "swish", "yes"]
+    assert rows["reacher_8"][8].startswith("1.000, 40.7/50")
 
     (tmp_path / "teachers" / "reacher_8" / "weights.safetensors").unlink()
     assert main(["teacher", "list"]) == 0
-    assert _table(capsys.readouterr().out)["reacher_8"][5] == "no"
+    assert _table(capsys.readouterr().out)["reacher_8"][7] == "no"
 
 
 def test_preset_list_marks_the_default_and_counts_parameters(capsys):

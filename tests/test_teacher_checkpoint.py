@@ -24,7 +24,8 @@ def saved(tmp_path):
 def test_round_trip_is_exact(saved):
     directory, arch, actor, _ = saved
     t = load_teacher(directory)
-    assert t.arch == arch and t.env == "reacher" and t.meta["metrics"]["success"] == 0.5
+    assert t.arch == arch and t.env == "reacher" and t.manifest.metrics.success == 0.5
+    assert t.weights_identity == checkpoint.sha256_file(directory / checkpoint.WEIGHTS_NAME)
     for a, b in zip(jax.tree_util.tree_leaves(actor), jax.tree_util.tree_leaves(t.actor_params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     obs = np.random.default_rng(0).normal(size=(4, 13)).astype(np.float32)

@@ -126,7 +126,7 @@ def test_toml_records_architecture_and_provenance(stem, imported, fixtures_dir, 
     assert prov["source_sha256"] == hashlib.sha256(pkl.read_bytes()).hexdigest()
     assert prov["format"] == "scaling-crl pickle"
     assert prov["distill_version"] and prov["imported_at"]
-    assert imported[stem].weights_sha256 == doc["weights"]["sha256"]
+    assert imported[stem].weights_identity == doc["weights"]["sha256"] == checkpoint.sha256_file(root / "teachers" / stem / checkpoint.WEIGHTS_NAME)
     assert not (REPO / "teachers" / stem).exists()
 
 

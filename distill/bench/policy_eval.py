@@ -20,7 +20,7 @@ from distill.bench.onnx_success import evaluate_onnx
 from distill.bench.report import RunReport
 from distill.dagger import STATE_FILE, DaggerConfig, evaluate_student, evaluation_key, run_env
 from distill.envs import make_env
-from distill.envs.base import MjxGoalEnv
+from distill.envs.base import GoalEnv
 from distill.errors import DistillError
 from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_io
 from distill.paths import students_dir
@@ -45,7 +45,7 @@ class PolicyEvaluation:
         return None if self.recorded is None else self.metrics == self.recorded
 
 
-def _check_dims(what: str, got: tuple[int, int], env: MjxGoalEnv) -> None:
+def _check_dims(what: str, got: tuple[int, int], env: GoalEnv) -> None:
     want = (env.spec.student_input_dim, env.spec.action_dim)
     if got != want:
         raise DistillError(f"{what} maps {got[0]} inputs to {got[1]} actions, but env {env.spec.name} gives a "
@@ -65,11 +65,11 @@ def _onnx_dims(path: Path) -> tuple[int, int]:
 
 
 def evaluate_saved(path: str | Path, env_name: str, episodes: int, seed: int = 0,
-                   progress: bool = True) -> PolicyEvaluation:
+                   progress: bool = True, backend: str | None = None) -> PolicyEvaluation:
     """`episodes` deterministic episodes of a student folder or .onnx file; `seed` picks the goals
-    a `distill run` with that seed evaluates on."""
+    a `distill run` with that seed evaluates on; `backend` the physics (default: the env's own)."""
     path = Path(path)
-    env = make_env(env_name)
+    env = make_env(env_name, backend)
     key = evaluation_key(DaggerConfig(seed=seed, eval_episodes=episodes))
     if (path / TOML_NAME).is_file():
         student = load_student(path)
@@ -111,7 +111,7 @@ def evaluate_run(run: str | Path, progress: bool = True) -> list[PolicyEvaluatio
     folder = run_folder(run)
     cfg = _run_config(folder)
     report = RunReport.load(folder)
-    env = run_env(make_env(report.env), cfg)
+    env = run_env(make_env(report.env, report.teacher.backend or None), cfg)
     key, episodes = evaluation_key(cfg), cfg.eval_episodes
     log.info("re-evaluating run %s in %s on its report's goals (%d episodes, seed %d)",
              folder, env.spec.name, episodes, cfg.seed)

@@ -33,6 +33,10 @@ class TeacherInfo:
     width: int
     actor_params: int
     weights_sha256: str
+    """The weights' identity: their file's sha256, or `random-init:<seed>` for random weights."""
+    backend: str = ""
+    """The physics the teacher labelled and was evaluated in."""
+    activation: str = "swish"
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def _eval(args: argparse.Namespace) -> int:
         raise DistillError("give PATH (a student folder or .onnx file) with --env ENV, or --run RUN")
     if args.episodes < 1:
         raise DistillError(f"--episodes must be >= 1, got {args.episodes}")
-    result = evaluate_saved(args.path, args.env, args.episodes, args.seed)
+    result = evaluate_saved(args.path, args.env, args.episodes, args.seed, backend=args.backend)
     print(format_table(HEADER, [[result.label, *_figures(result.metrics)]]))
     return 0
 
@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "distill eval --run RUN (exit 1 if a figure differs from the report)")
     ev.add_argument("path", nargs="?", help="student folder (student.toml + weights) or .onnx file")
     ev.add_argument("--env", help="env to evaluate PATH in (default: none; required with PATH)")
+    ev.add_argument("--backend", default=None,
+                    help="physics backend for PATH (default: the env's own; spring for the paper's tasks)")
     ev.add_argument("--episodes", type=int, default=EVAL_EPISODES, help="episodes, one per parallel env")
     ev.add_argument("--seed", type=int, default=0,
                     help="goals: those a `distill run` with this [distill] seed evaluates on")

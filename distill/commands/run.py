@@ -55,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="student preset from students/presets.toml (see `distill preset list`)")
     run.add_argument("--env", help="env to distil in (default: the teacher's); its teacher observation must be "
                      "the teacher's, its student observation may differ")
+    run.add_argument("--backend", default=None,
+                     help="physics backend (default: the one the teacher's teacher.toml says it was trained in, "
+                          "else the env's own: spring for the paper's ant and humanoid tasks)")
     run.add_argument("--random-init", action="store_true",
                      help="random teacher weights: systems benchmarks only, success is meaningless")
+    run.add_argument("--force", action="store_true",
+                     help="distil even when the teacher does far worse here than its teacher.toml records "
+                          "(default: stop before collecting and say why)")
     run.set_defaults(func=_run)

@@ -34,12 +34,12 @@ def _info(args: argparse.Namespace) -> int:
     return info_command(args)
 
 
-def _recorded_success(metrics: dict) -> str:
-    if "success" not in metrics:
+def _recorded_success(metrics) -> str:
+    if metrics is None:
         return "-"
-    text = f"{metrics['success']:.3f}"
-    if "time_at_goal" in metrics and "episode_length" in metrics:
-        text += f", {metrics['time_at_goal']:.1f}/{metrics['episode_length']} steps at goal"
+    text = f"{metrics.success:.3f}"
+    if metrics.time_at_goal is not None and metrics.episode_length is not None:
+        text += f", {metrics.time_at_goal:.1f}/{metrics.episode_length} steps at goal"
     return text
 
 
@@ -51,10 +51,10 @@ def _list(args: argparse.Namespace) -> int:
     if not entries:
         print(f"no teachers in {teachers_dir()} (import one with `distill teacher import`)")
         return 0
-    rows = [(e.name, e.env, e.arch.actor_depth, e.arch.critic_depth, e.arch.width,
-             "yes" if e.has_weights else "no", _recorded_success(e.metrics)) for e in entries]
-    print(format_table(("teacher", "env", "actor depth", "critic depth", "width", "weights", "recorded success"),
-                       rows))
+    rows = [(e.name, e.env, e.backend, e.arch.actor_depth, e.arch.critic_depth, e.arch.width,
+             e.arch.activation, "yes" if e.has_weights else "no", _recorded_success(e.metrics)) for e in entries]
+    print(format_table(("teacher", "env", "backend", "actor depth", "critic depth", "width", "activation",
+                        "weights", "recorded success"), rows))
     return 0
 
 
@@ -79,10 +79,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     base.add_argument("--out", help="output folder (default: teachers/NAME)")
     base.set_defaults(func=_baseline)
 
-    imp = tsub.add_parser("import", help="import a scaling-crl / JaxGCRL pickle safely")
-    imp.add_argument("path", help="the checkpoint file written by scaling-crl or JaxGCRL")
+    imp = tsub.add_parser(
+        "import", help="import a scaling-crl run folder or a scaling-crl / JaxGCRL pickle safely",
+        description="PATH is a scaling-crl run folder (runs/<env>_<seed>_<time>/ with final.pkl or step_N.pkl "
+                    "and args.pkl: env, backend, depths, widths and activation are read from args.pkl, "
+                    "as plain data) or a bare checkpoint pickle (then give --env and, if not the env's "
+                    "default, --backend). Nothing in either file is executed.",
+    )
+    imp.add_argument("path", help="a scaling-crl run folder, or a checkpoint pickle written by scaling-crl or JaxGCRL")
     imp.add_argument("--name", required=True, help="zoo name to write teachers/NAME/")
-    imp.add_argument("--env", help="env name the teacher was trained on (default: none, recorded as 'unknown')")
+    imp.add_argument("--step", type=int, default=None,
+                     help="run folder: import step_N.pkl instead of final.pkl (default: final.pkl)")
+    imp.add_argument("--env", help="env name the teacher was trained on (default: args.pkl's env_id for a run "
+                                   "folder; none for a bare pickle, recorded as 'unknown')")
+    imp.add_argument("--backend", default=None,
+                     help="physics backend the teacher was trained in (default: scaling-crl's for the env, "
+                          "spring for the ant and humanoid tasks)")
+    imp.add_argument("--activation", choices=("swish", "relu"), default=None,
+                     help="bare pickle: the networks' activation (default: swish; a run folder's args.pkl "
+                          "says it with use_relu)")
     imp.add_argument("--obs-dim", type=int, help="state dims (default: from --env)")
     imp.add_argument("--goal-dim", type=int, help="goal dims (default: from --env)")
     imp.add_argument("--force", action="store_true", help="overwrite an existing teacher folder")

@@ -133,12 +133,11 @@ def _check_commit(f: h5py.File, path: Path, committed: int) -> None:
 
 def _teacher_check(name: str, path: Path, meta: DatasetMeta, f: h5py.File) -> TeacherCheck:
     from distill.teachers import checkpoint
+    from distill.teachers.manifest import read_manifest
     from distill.teachers.teacher import resolve_teacher_dir
 
-    directory = resolve_teacher_dir(name)
-    doc = checkpoint.read_toml(directory)
-    arch = checkpoint.arch_from_toml(doc, directory)
-    name = str(doc.get("name", name))
+    manifest = read_manifest(resolve_teacher_dir(name))
+    arch, name = manifest.arch, manifest.name
     field = TEACHER_OBS if TEACHER_OBS in f else "obs"
     width = int(f[field].shape[1])
     if width != arch.obs_dim + arch.goal_dim:
@@ -149,7 +148,9 @@ def _teacher_check(name: str, path: Path, meta: DatasetMeta, f: h5py.File) -> Te
     if meta.action_dim != arch.action_dim:
         raise DistillError(f"{path}: action_dim is {meta.action_dim} but teacher {name} acts in {arch.action_dim} "
                            "dims; this dataset is not for this teacher")
-    sha = (doc.get("weights") or {}).get("sha256")
+    # the weights file itself, hashed here: a random-init dataset ("random-init:<seed>") or one
+    # labelled by other weights never matches
+    sha = checkpoint.sha256_file(manifest.weights_path) if manifest.weights_path.is_file() else None
     return TeacherCheck(name, width, arch.action_dim, sha == meta.teacher_sha256)
 
 

@@ -33,7 +33,7 @@ from distill.export.onnx_export import (
     sha256_file,
     write_onnx,
 )
-from distill.teachers.networks import LAYER_NORM_EPS, Params
+from distill.teachers.networks import ACTIVATIONS, LAYER_NORM_EPS, Params
 from distill.teachers.teacher import Teacher, as_numpy
 
 PARITY_TOL = 1e-4
@@ -70,7 +70,7 @@ def layer_norm(h: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> tor
 
 
 class TeacherActorModule(nn.Module):
-    """tanh(mean) of a CRL actor: Dense+LayerNorm+Swish input layer, residual blocks of four such
+    """tanh(mean) of a CRL actor: Dense+LayerNorm+activation input layer, residual blocks of four such
     layers (identity added after the fourth), then the mean head. Kernels are stored as torch
     Linear weights ([out, in]) so each layer exports as one Gemm.
 
@@ -80,10 +80,14 @@ class TeacherActorModule(nn.Module):
     indexing the stack inside the graph makes its per-node shape inference copy the whole stack
     at every layer (a depth-512 export took 183 s that way, quadratic in depth)."""
 
-    def __init__(self, actor_params: Params, decompose_layer_norm: bool = False):
+    def __init__(self, actor_params: Params, activation: str = "swish", decompose_layer_norm: bool = False):
         """`decompose_layer_norm`: LayerNorm from elementary ops (`layer_norm`), as exported for
-        TensorRT 8.5; otherwise torch's fused kernel, for timing the teacher in PyTorch itself."""
+        TensorRT 8.5; otherwise torch's fused kernel, for timing the teacher in PyTorch itself.
+        `activation`: "swish" (exported as Sigmoid and Mul) or "relu" (one Relu op)."""
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise DistillError(f"activation {activation!r}: use one of {', '.join(ACTIVATIONS)}")
+        self.activation = activation
         self.decompose_layer_norm = decompose_layer_norm
         try:
             trunk = actor_params["trunk"]
@@ -144,8 +148,10 @@ class TeacherActorModule(nn.Module):
     ):
         h = F.linear(x, w, b)
         if self.decompose_layer_norm:
-            return F.silu(layer_norm(h, scale, shift))
-        return F.silu(F.layer_norm(h, (self.width,), scale, shift, LAYER_NORM_EPS))
+            h = layer_norm(h, scale, shift)
+        else:
+            h = F.layer_norm(h, (self.width,), scale, shift, LAYER_NORM_EPS)
+        return F.relu(h) if self.activation == "relu" else F.silu(h)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         h = self._layer(obs, self.in_w, self.in_b, self.in_scale, self.in_shift)
@@ -188,8 +194,9 @@ def _metadata(teacher: Teacher, module: TeacherActorModule) -> dict[str, str]:
         "distill.role": "teacher_actor",
         "distill.teacher": teacher.name,
         "distill.env": teacher.env,
-        "distill.teacher_sha256": teacher.weights_sha256,
+        "distill.teacher_sha256": teacher.weights_identity,
         "distill.random_init": str(teacher.random_init),
+        "distill.activation": teacher.arch.activation,
         "distill.depth": str(module.depth),
         "distill.width": str(module.width),
         "distill.version": distill.__version__,
@@ -208,7 +215,7 @@ def export_teacher_actor_onnx(
     """Exports the teacher's deterministic actor, checks opset/IO and parity with `teacher.act`
     in ONNX Runtime (on `obs`, or random raw observations), then moves the file into place."""
     path = Path(path)
-    module = TeacherActorModule(teacher.actor_params, decompose_layer_norm=True).eval()
+    module = TeacherActorModule(teacher.actor_params, teacher.arch.activation, decompose_layer_norm=True).eval()
     arch = teacher.arch
     if (module.input_dim, module.action_dim) != (arch.obs_dim + arch.goal_dim, arch.action_dim):
         raise DistillError(

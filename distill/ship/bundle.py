@@ -139,7 +139,7 @@ def build_bundle(
     inputs = load_ship_inputs(run_dir)
     profile = load_target(target)
     onnx_path, fp32_path = _shipped_onnx(inputs, precision)
-    env = make_env(inputs.env_name)
+    env = make_env(inputs.env_name, inputs.backend or None)
     spec = env.spec
     model = model_section(onnx_path, precision, spec.student_input_dim, spec.action_dim)
     decision = _decide(inputs, profile, onnx_path, force)

@@ -38,6 +38,8 @@ class ShipInputs:
     run: str
     run_dir: Path
     env_name: str
+    backend: str
+    """The physics the run distilled in (the report's; empty for runs recorded before backends)."""
     random_init: bool
     """The teacher had random weights: its student means nothing on a robot."""
     teacher_name: str
@@ -99,9 +101,10 @@ def load_ship_inputs(run_dir: str | Path) -> ShipInputs:
         run=report.run,
         run_dir=run_dir,
         env_name=report.env,
+        backend=report.teacher.backend,
         random_init=report.random_init,
         teacher_name=report.teacher.name,
-        teacher_sha256=report.teacher.weights_sha256 or "random-init",
+        teacher_sha256=report.teacher.weights_sha256 or "unknown",
         student_preset=report.student.preset,
         student_depth=report.student.depth,
         student_width=report.student.width,

@@ -19,10 +19,9 @@ from safetensors.numpy import save as st_save
 from distill import artifacts
 from distill.atomic import write_bytes_atomic, write_text_atomic
 from distill.errors import DistillError
+from distill.teachers.manifest import TOML_NAME, WEIGHTS_NAME, TeacherManifest
 from distill.teachers.networks import CRLArch, Params
 
-TOML_NAME = "teacher.toml"
-WEIGHTS_NAME = "weights.safetensors"
 SEP = "/"
 
 
@@ -71,6 +70,7 @@ def save_teacher(
     provenance: dict[str, Any],
     metrics: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
+    backend: str | None = None,
 ) -> Path:
     """Writes weights then the toml (each atomically); the toml names the weights' sha256."""
     directory = Path(directory)
@@ -82,6 +82,7 @@ def save_teacher(
     doc: dict[str, Any] = {
         "name": name,
         "env": env,
+        **({"backend": backend} if backend else {}),
         "arch": asdict(arch),
         "weights": {"file": WEIGHTS_NAME, "sha256": sha256_bytes(blob), "format": "safetensors"},
         "provenance": provenance,
@@ -105,14 +106,13 @@ def arch_from_toml(doc: dict[str, Any], path: Path) -> CRLArch:
         raise DistillError(f"{path / TOML_NAME}: bad [arch] table ({exc})") from None
 
 
-def load_weights(directory: str | Path, doc: dict[str, Any]) -> tuple[Params, Params]:
-    """Reads the safetensors named in the toml after checking its sha256."""
+def load_weights(directory: str | Path, manifest: TeacherManifest) -> tuple[Params, Params]:
+    """Reads the safetensors named in the manifest after checking its sha256."""
     directory = Path(directory)
-    weights = doc.get("weights") or {}
-    path = directory / weights.get("file", WEIGHTS_NAME)
+    path = manifest.weights_path
     blob = artifacts.read_verified(
-        path, weights.get("sha256"),
-        f"teacher {doc.get('name', directory.name)!r} has no weights ({path} is missing)",
+        path, manifest.weights.sha256 if manifest.weights else None,
+        f"teacher {manifest.name!r} has no weights ({path} is missing)",
         "restore them or re-import the teacher",
     )
     tree = unflatten(dict(st_load(blob)))

@@ -1,6 +1,11 @@
 """Import scaling-crl / JaxGCRL checkpoints as native teachers.
 
-Those files are `pickle.dumps((alpha_params, actor_params, critic_params))` of flax trees in which
+A scaling-crl run folder (`runs/<env>_<seed>_<time>/`: `step_N.pkl`, `final.pkl`, `args.pkl`)
+says what the weights are: `args.pkl` (the script's `Args` dataclass, read as plain data by an
+allow-list unpickler) gives the env, depths, widths, skip connections and activation, and the
+checkpoint is checked against them. A bare checkpoint pickle imports with `--env`/`--backend`.
+
+The checkpoint files are `pickle.dumps((alpha_params, actor_params, critic_params))` of flax trees in which
 every layer is its own `Dense_k` / `LayerNorm_k`, numbered in creation order:
   actor:           Dense_0 (input), Dense_1…Dense_D (blocks), Dense_{D+1} (mean), Dense_{D+2} (log_std)
   critic encoders: Dense_0 (input), Dense_1…Dense_D (blocks), Dense_{D+1} (repr)
@@ -24,10 +29,19 @@ import distill
 from distill.errors import DistillError
 from distill.paths import teachers_dir
 from distill.teachers import checkpoint
-from distill.teachers.networks import CRLArch, Params
-from distill.teachers.safe_unpickle import safe_load
+from distill.teachers.networks import ACTIVATIONS, CRLArch, Params
+from distill.teachers.safe_unpickle import safe_load, safe_load_args
 
 FORMAT = "scaling-crl pickle"
+RUN_FORMAT = "scaling-crl run folder"
+ARGS_NAME = "args.pkl"
+FINAL_NAME = "final.pkl"
+SCALING_CRL_BACKENDS: dict[str, str] = {
+    **{env: "spring" for env in ("ant", "ant_u_maze", "ant_big_maze", "ant_hardest_maze", "humanoid",
+                                 "humanoid_u_maze", "humanoid_big_maze", "humanoid_hardest_maze")},
+}
+"""The physics scaling-crl's train.py builds each env we have on (its `make_env`): spring for the
+ant and humanoid tasks. Its MJX-only tasks (ant_push, the arm tasks) have no env here."""
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DENSE_RE = re.compile(r"^Dense_(\d+)$")
 _NORM_RE = re.compile(r"^LayerNorm_(\d+)$")
@@ -43,6 +57,7 @@ SCALING_CRL_ENV_DIMS: dict[str, tuple[int, int, int]] = {
     "humanoid": (268, 3, 17),
     "humanoid_u_maze": (268, 3, 17),
     "humanoid_big_maze": (268, 3, 17),
+    "humanoid_hardest_maze": (268, 3, 17),
 }
 
 
@@ -311,84 +326,239 @@ def teacher_target(name: str) -> Path:
     return teachers_dir() / name
 
 
-def import_scaling_crl(
-    path: str | Path,
-    name: str,
-    *,
-    env: str | None = None,
-    obs_dim: int | None = None,
-    goal_dim: int | None = None,
-    force: bool = False,
-) -> Path:
-    """Imports a scaling-crl / JaxGCRL pickle as `teachers/NAME/`; returns the folder."""
-    path = Path(path)
+@dataclass(frozen=True)
+class RunArgs:
+    """What a scaling-crl run's args.pkl says about its teacher (the rest is kept as provenance)."""
+
+    env: str
+    actor_depth: int
+    critic_depth: int
+    actor_width: int
+    critic_width: int
+    actor_skip_connections: int
+    critic_skip_connections: int
+    use_relu: bool
+    obs_dim: int
+    goal_indices: tuple[int, ...]
+    fields: dict[str, Any]
+
+    @property
+    def activation(self) -> str:
+        return "relu" if self.use_relu else "swish"
+
+
+def read_run_args(path: Path) -> RunArgs:
+    """args.pkl read as plain data; missing or mistyped fields are one-line errors."""
+    with open(path, "rb") as f:
+        fields = safe_load_args(f, str(path))
+
+    def get(key: str, kind: type) -> Any:
+        value = fields.get(key)
+        if kind is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise DistillError(f"{path}: field {key!r} is {value!r}, expected {kind.__name__}; "
+                               "is this a scaling-crl args.pkl?")
+        return value
+
+    start, end = get("goal_start_idx", int), get("goal_end_idx", int)
+    return RunArgs(
+        env=get("env_id", str), actor_depth=get("actor_depth", int), critic_depth=get("critic_depth", int),
+        actor_width=get("actor_network_width", int), critic_width=get("critic_network_width", int),
+        actor_skip_connections=int(fields.get("actor_skip_connections", 0) or 0),
+        critic_skip_connections=int(fields.get("critic_skip_connections", 0) or 0),
+        use_relu=bool(fields.get("use_relu", 0)), obs_dim=get("obs_dim", int),
+        goal_indices=tuple(range(start, end)), fields=fields,
+    )
+
+
+def _convert(path: Path, expected, expected_from: str, activation: str):
+    ckpt = read_checkpoint(path)
+    actor, a_shape = convert_actor(ckpt.actor, ckpt.source)
+    sa, sa_shape = convert_encoder(_node(ckpt.critic, ("sa_encoder",), ckpt.source), "sa_encoder", ckpt.source)
+    g, g_shape = convert_encoder(_node(ckpt.critic, ("g_encoder",), ckpt.source), "g_encoder", ckpt.source)
+    arch = infer_arch(a_shape, sa_shape, g_shape, expected=expected, expected_from=expected_from,
+                      source=ckpt.source)
+    arch = CRLArch(**{**asdict(arch), "activation": activation})
+    return ckpt, arch, actor, {"sa_encoder": sa, "g_encoder": g}
+
+
+def _log_alpha(ckpt: ScalingCrlCheckpoint) -> dict[str, float]:
+    log_alpha = ckpt.alpha.get("log_alpha")
+    if isinstance(log_alpha, np.ndarray) and log_alpha.size == 1:
+        return {"log_alpha": float(log_alpha.reshape(()))}
+    return {}
+
+
+def _check_target(name: str, force: bool) -> Path:
     target = teacher_target(name)
     if (target / checkpoint.TOML_NAME).exists() and not force:
         raise DistillError(
             f"teacher {name!r} already exists ({target / checkpoint.TOML_NAME}); pass --force to overwrite it"
         )
+    return target
+
+
+def _backend_for(env: str | None, backend: str | None, source: str) -> str | None:
+    if env is None or env == "unknown":
+        if backend is not None:
+            raise DistillError(f"--backend {backend}: give --env too (a backend belongs to an env)")
+        return None
+    from distill.envs import check_backend
+
+    return check_backend(env, backend or SCALING_CRL_BACKENDS.get(env))
+
+
+def import_run_folder(
+    run_dir: str | Path, name: str, *, step: int | None = None, env: str | None = None,
+    backend: str | None = None, force: bool = False,
+) -> Path:
+    """Imports `final.pkl` (or `step_<step>.pkl`) of a scaling-crl run folder, checked against its
+    args.pkl; env, backend, depths, width and activation come from the folder."""
+    from distill.envs import PAPER_TASKS
+
+    run_dir = Path(run_dir)
+    args_path = run_dir / ARGS_NAME
+    if not args_path.is_file():
+        raise DistillError(f"{run_dir}: no {ARGS_NAME}: not a scaling-crl run folder (pass the checkpoint file "
+                           "itself with --env to import a bare pickle)")
+    target = _check_target(name, force)
+    run = read_run_args(args_path)
+    if env is not None and env != run.env:
+        raise DistillError(f"--env {env} contradicts {args_path} (env_id {run.env!r}); drop --env")
+    if run.env not in PAPER_TASKS:
+        raise DistillError(
+            f"{args_path}: env_id {run.env!r} has no env in distill (it has scaling-crl's "
+            f"{', '.join(PAPER_TASKS)}); its teacher cannot be distilled here"
+        )
+    backend = _backend_for(run.env, backend, str(args_path))
+    ckpt_path = run_dir / (f"step_{step}.pkl" if step is not None else FINAL_NAME)
+    if not ckpt_path.is_file():
+        found = sorted(p.name for p in run_dir.glob("*.pkl") if p.name != ARGS_NAME)
+        raise DistillError(f"{run_dir}: no {ckpt_path.name} (checkpoints here: {', '.join(found) or 'none'}); "
+                           "pass --step N for step_N.pkl")
+    e_obs, e_goal, e_act = env_dims(run.env)
+    ckpt, arch, actor, critic = _convert(ckpt_path, (e_obs, e_goal, e_act), f"env {run.env}", run.activation)
+    from distill.envs import make_env
+
+    spec_goal = make_env(run.env, backend).spec.goal_indices
+    mismatches = [
+        (what, said, found) for what, said, found in (
+            ("actor_depth", run.actor_depth, arch.actor_depth),
+            ("critic_depth", run.critic_depth, arch.critic_depth),
+            ("actor_network_width", run.actor_width, arch.width),
+            ("critic_network_width", run.critic_width, arch.width),
+            ("obs_dim", run.obs_dim, arch.obs_dim),
+            ("goal indices", run.goal_indices, spec_goal),
+        ) if said != found
+    ]
+    if mismatches:
+        what, said, found = mismatches[0]
+        raise DistillError(
+            f"{ckpt_path}: disagrees with {args_path}: args say {what} {said}, the checkpoint/env has {found}; "
+            "is this checkpoint from another run?"
+        )
+    args_table = {k: v for k, v in run.fields.items() if v is not None and not isinstance(v, (list, tuple))}
+    provenance = {
+        "format": RUN_FORMAT,
+        "run_folder": run_dir.name,
+        "checkpoint": ckpt_path.name,
+        "source_sha256": checkpoint.sha256_file(ckpt_path),
+        "args_sha256": checkpoint.sha256_file(args_path),
+        "skip_connections": (
+            f"actor {run.actor_skip_connections}, critic {run.critic_skip_connections} (recorded; "
+            "scaling-crl's residual blocks always add their input, whatever this flag says)"
+        ),
+        "backend_from": "--backend" if backend != SCALING_CRL_BACKENDS.get(run.env) else
+                        "scaling-crl train.py builds this env on spring",
+        "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "distill_version": distill.__version__,
+        **_log_alpha(ckpt),
+        "args": args_table,
+    }
+    return checkpoint.save_teacher(target, name=name, env=run.env, backend=backend, arch=arch, actor=actor,
+                                   critic=critic, provenance=provenance)
+
+
+def import_scaling_crl(
+    path: str | Path,
+    name: str,
+    *,
+    env: str | None = None,
+    backend: str | None = None,
+    activation: str | None = None,
+    obs_dim: int | None = None,
+    goal_dim: int | None = None,
+    force: bool = False,
+) -> Path:
+    """Imports a bare scaling-crl / JaxGCRL pickle as `teachers/NAME/`; returns the folder."""
+    path = Path(path)
+    target = _check_target(name, force)
+    activation = activation or "swish"
+    if activation not in ACTIVATIONS:
+        raise DistillError(f"--activation {activation!r}: use one of {', '.join(ACTIVATIONS)}")
     expected, expected_from = _expected_dims(env, obs_dim, goal_dim)
-    ckpt = read_checkpoint(path)
-    actor, a_shape = convert_actor(ckpt.actor, ckpt.source)
-    sa, sa_shape = convert_encoder(
-        _node(ckpt.critic, ("sa_encoder",), ckpt.source), "sa_encoder", ckpt.source
-    )
-    g, g_shape = convert_encoder(
-        _node(ckpt.critic, ("g_encoder",), ckpt.source), "g_encoder", ckpt.source
-    )
-    arch = infer_arch(
-        a_shape,
-        sa_shape,
-        g_shape,
-        expected=expected,
-        expected_from=expected_from,
-        source=ckpt.source,
-    )
+    backend = _backend_for(env, backend, str(path))
+    ckpt, arch, actor, critic = _convert(path, expected, expected_from, activation)
     provenance = {
         "format": FORMAT,
         "source_file": path.name,
         "source_sha256": checkpoint.sha256_file(path),
         "architecture": (
             f"inferred from the parameter tree: actor Dense_0…Dense_{arch.actor_depth + 2}, "
-            f"critic encoders Dense_0…Dense_{arch.critic_depth + 1}"
+            f"critic encoders Dense_0…Dense_{arch.critic_depth + 1}; activation {activation} "
+            f"({'--activation' if activation != 'swish' else 'default: a bare pickle does not record it'})"
         ),
         "dims_from": expected_from
         if any(x is not None for x in expected)
         else "the parameter tree",
         "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "distill_version": distill.__version__,
+        **_log_alpha(ckpt),
     }
-    log_alpha = ckpt.alpha.get("log_alpha")
-    if isinstance(log_alpha, np.ndarray) and log_alpha.size == 1:
-        provenance["log_alpha"] = float(log_alpha.reshape(()))
     return checkpoint.save_teacher(
         target,
         name=name,
         env=env or "unknown",
+        backend=backend,
         arch=arch,
         actor=actor,
-        critic={"sa_encoder": sa, "g_encoder": g},
+        critic=critic,
         provenance=provenance,
     )
 
 
+def import_teacher(path: str | Path, name: str, **options: Any) -> Path:
+    """A run folder (a directory) or a bare checkpoint pickle (a file)."""
+    path = Path(path)
+    if path.is_dir():
+        for flag in ("obs_dim", "goal_dim", "activation"):
+            if options.get(flag) is not None:
+                raise DistillError(f"--{flag.replace('_', '-')}: a run folder's args.pkl says it; drop the flag")
+        return import_run_folder(path, name, step=options.get("step"), env=options.get("env"),
+                                 backend=options.get("backend"), force=options.get("force", False))
+    if options.get("step") is not None:
+        raise DistillError("--step selects a checkpoint inside a run folder; pass the folder, not a file")
+    options.pop("step", None)
+    return import_scaling_crl(path, name, **options)
+
+
 def import_command(args: argparse.Namespace) -> int:
-    """`distill teacher import PATH --name NAME [--env ENV] [--obs-dim N --goal-dim N] [--force]`."""
-    directory = import_scaling_crl(
-        args.path,
-        args.name,
-        env=args.env,
-        obs_dim=args.obs_dim,
-        goal_dim=args.goal_dim,
-        force=args.force,
+    """`distill teacher import PATH --name NAME [--step N] [--env ENV] [--backend B] ...`."""
+    from distill.teachers.manifest import read_manifest
+
+    directory = import_teacher(
+        args.path, args.name, step=args.step, env=args.env, backend=args.backend,
+        activation=args.activation, obs_dim=args.obs_dim, goal_dim=args.goal_dim, force=args.force,
     )
-    doc = checkpoint.read_toml(directory)
-    arch = CRLArch(**doc["arch"])
-    prov = doc["provenance"]
+    manifest = read_manifest(directory)
+    prov = manifest.provenance
+    source = prov.get("checkpoint") and f"{prov['run_folder']}/{prov['checkpoint']}" or prov.get("source_file")
     print(
-        f"imported {prov['source_file']} (sha256 {prov['source_sha256'][:12]}…) as teacher {args.name!r} -> {directory}"
+        f"imported {source} (sha256 {prov['source_sha256'][:12]}…) as teacher {args.name!r} -> {directory}"
     )
-    print("  " + ", ".join(f"{k} {v}" for k, v in asdict(arch).items()))
-    if args.env is None:
+    print(f"  env {manifest.env}, backend {manifest.backend or '-'}; "
+          + ", ".join(f"{k} {v}" for k, v in asdict(manifest.arch).items()))
+    if manifest.env == "unknown":
         print("  env not given: recorded as 'unknown'; re-import with --env ENV to roll it out")
     return 0

@@ -15,7 +15,9 @@ from typing import Any
 
 import jax
 
+from distill.errors import DistillError
 from distill.teachers import checkpoint, networks
+from distill.teachers.manifest import parse_manifest
 from distill.teachers.networks import CRLArch
 from distill.teachers.teacher import resolve_teacher_dir
 
@@ -71,18 +73,22 @@ def describe(name_or_dir: str | Path, random_init: bool = False) -> list[str]:
     """The lines `distill teacher info` prints."""
     directory = resolve_teacher_dir(name_or_dir)
     doc = checkpoint.read_toml(directory)
-    arch = checkpoint.arch_from_toml(doc, directory)
-    name = doc.get("name", directory.name)
-    weights = doc.get("weights") or {}
-    weights_path = directory / weights.get("file", checkpoint.WEIGHTS_NAME)
+    manifest = parse_manifest(doc, directory)
+    arch, name = manifest.arch, manifest.name
+    weights_path = manifest.weights_path
     counts = param_counts(arch)
+    try:
+        backend = manifest.env_backend()
+    except DistillError:
+        backend = "-"
 
     lines = [RANDOM_INIT_WARNING] if random_init else []
     lines += [
         f"teacher: {name} ({directory})",
-        f"env: {doc.get('env', 'unknown')}",
+        f"env: {manifest.env} (physics: {backend}{'' if manifest.backend else ', the env default'})",
         f"dims: obs {arch.obs_dim} + goal {arch.goal_dim} -> action {arch.action_dim}; critic repr {arch.repr_dim}",
-        f"depths: actor {arch.actor_depth}, critic {arch.critic_depth} (each encoder); width {arch.width}",
+        (f"depths: actor {arch.actor_depth}, critic {arch.critic_depth} (each encoder); width {arch.width}; "
+        f"activation {arch.activation}"),
         "parameters:",
         f"  actor:      {_millions(counts.actor)}",
         f"  sa_encoder: {_millions(counts.sa_encoder)}",
@@ -90,12 +96,12 @@ def describe(name_or_dir: str | Path, random_init: bool = False) -> list[str]:
         f"  total:      {_millions(counts.total)}",
     ]
     if weights_path.is_file():
-        sha = weights.get("sha256", "")
+        sha = manifest.weights.sha256 if manifest.weights else ""
         lines.append(
             f"weights: {weights_path} ({weights_path.stat().st_size / 2**20:.1f} MiB, sha256 {sha[:12]}…)"
         )
     else:
-        hint = doc.get("missing_weights_hint") or (
+        hint = manifest.missing_weights_hint or (
             f"import a checkpoint with `distill teacher import PATH --name {name}` "
             f"or train one with `distill teacher train --name {name}`"
         )

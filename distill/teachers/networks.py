@@ -1,8 +1,8 @@
 """CRL networks as scaling-crl defines them, with residual blocks stacked and applied by `lax.scan`.
 
 Every network is a pytree of arrays (no module objects), so parameters go straight to safetensors:
-  input:  Dense(W) -> LayerNorm -> Swish
-  blocks: depth // 4 residual blocks of four [Dense(W) -> LayerNorm -> Swish], identity added
+  input:  Dense(W) -> LayerNorm -> activation (Swish, or ReLU for scaling-crl's `use_relu` runs)
+  blocks: depth // 4 residual blocks of four [Dense(W) -> LayerNorm -> activation], identity added
           after the fourth; stored stacked as [depth // 4, 4, ...] and scanned, so a 1,024-layer
           network compiles as fast as a 4-layer one.
   head:   critic encoders Dense(repr_dim); the actor two Dense(action) heads (mean, log_std).
@@ -10,7 +10,9 @@ Every network is a pytree of arrays (no module objects), so parameters go straig
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any
 
 import jax
@@ -22,6 +24,8 @@ LOG_STD_MIN = -5.0
 LOG_STD_MAX = 2.0
 LAYER_NORM_EPS = 1e-6  # flax.linen.LayerNorm's default, which scaling-crl uses
 REPR_DIM = 64
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"swish": jax.nn.swish, "relu": jax.nn.relu}
+"""scaling-crl's two: Swish by default, ReLU when trained with `--use_relu 1`."""
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,15 @@ class CRLArch:
     critic_depth: int
     width: int = 256
     repr_dim: int = REPR_DIM
+    activation: str = "swish"
 
     def __post_init__(self) -> None:
         for field in ("actor_depth", "critic_depth"):
             depth = getattr(self, field)
             if depth < 0 or depth % 4 or depth > 1024:
                 raise ValueError(f"{field}={depth}: must be a multiple of 4 between 0 and 1,024")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r}: use one of {', '.join(ACTIVATIONS)}")
 
 
 def _dense_init(key: jax.Array, fan_in: int, fan_out: int, lead: tuple[int, ...] = ()) -> Params:
@@ -101,22 +108,23 @@ def layer_norm(p: Params, x: jax.Array) -> jax.Array:
     return (y * p["scale"] + p["bias"]).astype(x.dtype)
 
 
-def _layer(dense_p: Params, norm_p: Params, x: jax.Array) -> jax.Array:
-    return jax.nn.swish(layer_norm(norm_p, dense(dense_p, x)))
+def _layer(dense_p: Params, norm_p: Params, x: jax.Array, activation: str) -> jax.Array:
+    return ACTIVATIONS[activation](layer_norm(norm_p, dense(dense_p, x)))
 
 
 def _index(p: Params, i: int) -> Params:
     return {k: v[i] for k, v in p.items()}
 
 
-def apply_trunk(p: Params, x: jax.Array, remat: bool = False) -> jax.Array:
+def apply_trunk(p: Params, x: jax.Array, remat: bool = False, activation: str = "swish") -> jax.Array:
     """Computes in the weights' dtype: bf16 weights make a bf16 network whatever the input's dtype."""
-    x = _layer(p["input"]["dense"], p["input"]["norm"], x.astype(p["input"]["dense"]["kernel"].dtype))
+    x = _layer(p["input"]["dense"], p["input"]["norm"], x.astype(p["input"]["dense"]["kernel"].dtype),
+               activation)
 
     def block(h, block_p):
         identity = h
         for i in range(4):
-            h = _layer(_index(block_p["dense"], i), _index(block_p["norm"], i), h)
+            h = _layer(_index(block_p["dense"], i), _index(block_p["norm"], i), h, activation)
         return h + identity, None
 
     if remat:
@@ -125,29 +133,50 @@ def apply_trunk(p: Params, x: jax.Array, remat: bool = False) -> jax.Array:
     return x
 
 
-def apply_encoder(p: Params, x: jax.Array, remat: bool = False) -> jax.Array:
-    return dense(p["out"], apply_trunk(p["trunk"], x, remat))
+def apply_encoder(p: Params, x: jax.Array, remat: bool = False, activation: str = "swish") -> jax.Array:
+    return dense(p["out"], apply_trunk(p["trunk"], x, remat, activation))
 
 
-def actor_dist(p: Params, obs: jax.Array, remat: bool = False) -> tuple[jax.Array, jax.Array]:
+def actor_dist(
+    p: Params, obs: jax.Array, remat: bool = False, activation: str = "swish"
+) -> tuple[jax.Array, jax.Array]:
     """(mean, log_std) with log_std squashed into [LOG_STD_MIN, LOG_STD_MAX]."""
-    h = apply_trunk(p["trunk"], obs, remat)
+    h = apply_trunk(p["trunk"], obs, remat, activation)
     mean = dense(p["mean"], h)
     raw = jnp.tanh(dense(p["log_std"], h))
     log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (raw + 1.0)
     return mean.astype(jnp.float32), log_std.astype(jnp.float32)
 
 
-def actor_act(p: Params, obs: jax.Array) -> jax.Array:
+def actor_act(p: Params, obs: jax.Array, activation: str = "swish") -> jax.Array:
     """The deterministic action: tanh of the mean."""
-    return jnp.tanh(actor_dist(p, obs)[0])
+    return jnp.tanh(actor_dist(p, obs, activation=activation)[0])
+
+
+@cache
+def actor_act_fn(activation: str = "swish") -> Callable[[Params, jax.Array], jax.Array]:
+    """`actor_act` with the activation bound: one function object per activation, so policies
+    and jit caches keyed on the function are reused."""
+    if activation == "swish":
+        return actor_act
+    fn = partial(actor_act, activation=activation)
+    fn.__name__ = f"actor_act_{activation}"
+    return fn
+
+
+@cache
+def actor_dist_fn(activation: str = "swish") -> Callable[..., tuple[jax.Array, jax.Array]]:
+    """`actor_dist` with the activation bound (one object per activation, as `actor_act_fn`)."""
+    return actor_dist if activation == "swish" else partial(actor_dist, activation=activation)
 
 
 def critic_reprs(
-    p: Params, state: jax.Array, action: jax.Array, goal: jax.Array, remat: bool = False
+    p: Params, state: jax.Array, action: jax.Array, goal: jax.Array, remat: bool = False,
+    activation: str = "swish",
 ) -> tuple[jax.Array, jax.Array]:
-    sa = apply_encoder(p["sa_encoder"], jnp.concatenate([state, action.astype(state.dtype)], -1), remat)
-    g = apply_encoder(p["g_encoder"], goal, remat)
+    sa = apply_encoder(p["sa_encoder"], jnp.concatenate([state, action.astype(state.dtype)], -1), remat,
+                       activation)
+    g = apply_encoder(p["g_encoder"], goal, remat, activation)
     return sa.astype(jnp.float32), g.astype(jnp.float32)
 
 
@@ -155,9 +184,11 @@ def energy(sa_repr: jax.Array, g_repr: jax.Array) -> jax.Array:
     return -jnp.sqrt(jnp.sum(jnp.square(sa_repr - g_repr), axis=-1))
 
 
-def critic_value(p: Params, state: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
+def critic_value(
+    p: Params, state: jax.Array, action: jax.Array, goal: jax.Array, activation: str = "swish"
+) -> jax.Array:
     """Q(s, a, g) = -||phi(s, a) - psi(g)||_2."""
-    return energy(*critic_reprs(p, state, action, goal))
+    return energy(*critic_reprs(p, state, action, goal, activation=activation))
 
 
 def count_params(p: Params) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 import numpy as np
 
@@ -190,3 +190,88 @@ def safe_loads(data: bytes, source: str = "<bytes>") -> Any:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
+
+
+# --- scaling-crl's args.pkl ------------------------------------------------------------------------
+ARGS_GLOBALS = frozenset({("__main__", "Args"), ("train", "Args")})
+"""Where scaling-crl's `Args` dataclass can live when `train.py` pickles it: run as a script
+(`__main__`) or imported as a module (`train`)."""
+ARGS_SCALARS = frozenset({
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "dtype"),
+})
+"""Numpy scalars (some fields are computed with numpy), rebuilt by the checked stand-ins above."""
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class ArgsRecord:
+    """Stands in for scaling-crl's `Args`: the pickle's NEWOBJ makes an empty one (no argument is
+    accepted) and BUILD hands it the field dict, which must be plain data. No code of the original
+    class exists here, so none can run."""
+
+    def __new__(cls, *args: Any) -> Self:
+        if args:
+            raise pickle.UnpicklingError("Args was rebuilt with constructor arguments; args.pkl never does that")
+        return super().__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args or kwargs:
+            raise pickle.UnpicklingError("Args was called with arguments; args.pkl never does that")
+        self.fields: dict[str, Any] = {}
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2 and state[1] is None:
+            state = state[0]
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError("Args state is not a dict of fields")
+        fields = {}
+        for key, value in state.items():
+            if not isinstance(key, str):
+                raise pickle.UnpicklingError(f"Args field name {key!r} is not a string")
+            if isinstance(value, np.ndarray) and value.ndim == 0:
+                value = value.item()  # a numpy scalar (train.py computes some fields with numpy)
+            fields[key] = value
+            plain = isinstance(value, _PLAIN) or (
+                isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value)
+            )
+            if not plain:
+                raise pickle.UnpicklingError(
+                    f"Args field {key!r} holds a {type(value).__name__}, not plain data"
+                )
+        self.fields = fields
+
+
+class ArgsUnpickler(pickle.Unpickler):
+    """Reads scaling-crl's `args.pkl`: the only global it may name is `Args`, mapped to
+    `ArgsRecord`; anything else is refused before it is imported."""
+
+    def __init__(self, file: BinaryIO, source: str) -> None:
+        super().__init__(file)
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in ARGS_GLOBALS:
+            return ArgsRecord
+        if (module, name) in ARGS_SCALARS:
+            return ALLOWED[(module, name)]
+        raise DistillError(
+            f"{self.source}: refused to load: the pickle references {module}.{name}, which could run code; "
+            "scaling-crl's args.pkl names only its Args dataclass and numpy scalars — is this really a "
+            "scaling-crl run folder?"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise DistillError(f"{self.source}: refused to load: the pickle uses persistent ids, which args.pkl never does")
+
+
+def safe_load_args(file: BinaryIO, source: str) -> dict[str, Any]:
+    """The fields of a pickled scaling-crl `Args`, as plain data; any refusal is one line."""
+    try:
+        obj = ArgsUnpickler(file, source).load()
+    except DistillError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, OverflowError, MemoryError) as exc:
+        raise DistillError(f"{source}: not a readable args.pkl ({_one_line(exc) or 'truncated'})") from None
+    if not isinstance(obj, ArgsRecord):
+        raise DistillError(f"{source}: not a scaling-crl args.pkl: it holds a {type(obj).__name__}, not Args")
+    return dict(obj.fields)

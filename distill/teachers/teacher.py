@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import dataclass, replace
+from functools import cached_property, partial
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +13,7 @@ import numpy as np
 from distill.errors import DistillError
 from distill.paths import teachers_dir
 from distill.teachers import checkpoint, networks
+from distill.teachers.manifest import TeacherManifest, random_init_identity, read_manifest
 from distill.teachers.networks import CRLArch, Params
 
 
@@ -26,19 +26,24 @@ class Teacher:
     arch: CRLArch
     actor_params: Params
     critic_params: Params
-    meta: dict[str, Any] = field(default_factory=dict)
+    manifest: TeacherManifest | None = None
+    """What teacher.toml says (None for teachers built in code, e.g. in tests)."""
     directory: Path | None = None
     compute_dtype: str = "float32"
     """"bfloat16" runs inference in bf16 (weights and activations; LayerNorm still normalises in
     float32): about half the memory traffic for deep teachers on a GPU. Outputs stay float32."""
+    random_init_seed: int | None = None
+    """Set when the weights were drawn at random (systems benchmarks), never trained."""
+    backend: str | None = None
+    """The physics backend the teacher was trained in (None: the env's default)."""
 
     @cached_property
     def _actor_dist(self):
-        return jax.jit(networks.actor_dist)
+        return jax.jit(networks.actor_dist_fn(self.arch.activation))
 
     @cached_property
     def _critic(self):
-        return jax.jit(networks.critic_value)
+        return jax.jit(partial(networks.critic_value, activation=self.arch.activation))
 
     def actor_dist(self, obs) -> tuple[jax.Array, jax.Array]:
         return self._actor_dist(self.actor_params, jnp.asarray(obs, jnp.float32))
@@ -49,6 +54,11 @@ class Teacher:
     def critic(self, state, action, goal) -> jax.Array:
         f32 = lambda x: jnp.asarray(x, jnp.float32)
         return self._critic(self.critic_params, f32(state), f32(action), f32(goal))
+
+    @property
+    def act_fn(self):
+        """`act(params, obs)` for rollouts: one function object per activation (jit caches reuse it)."""
+        return networks.actor_act_fn(self.arch.activation)
 
     def with_compute_dtype(self, compute_dtype: str) -> Teacher:
         """The same teacher computing in `compute_dtype` (weights cast; this one is left as it is)."""
@@ -61,12 +71,25 @@ class Teacher:
                        compute_dtype=compute_dtype)
 
     @property
-    def weights_sha256(self) -> str:
-        return (self.meta.get("weights") or {}).get("sha256", "")
+    def random_init(self) -> bool:
+        return self.random_init_seed is not None
 
     @property
-    def random_init(self) -> bool:
-        return bool(self.meta.get("random_init", False))
+    def weights_identity(self) -> str:
+        """What labelled: the weights file's sha256 (verified when loaded), or
+        `random-init:<seed>` for random weights."""
+        if self.random_init_seed is not None:
+            return random_init_identity(self.random_init_seed)
+        if self.manifest is None or self.manifest.weights is None:
+            return ""
+        return self.manifest.weights.sha256
+
+    @property
+    def env_backend(self) -> str:
+        """The backend to build the teacher's env on (the recorded one, else the env's default)."""
+        from distill.envs import check_backend
+
+        return check_backend(self.env, self.backend)
 
 
 def resolve_teacher_dir(name_or_dir: str | Path) -> Path:
@@ -95,30 +118,27 @@ def load_teacher(
     if compute_dtype not in COMPUTE_DTYPES:
         raise DistillError(f"compute_dtype {compute_dtype!r}: use one of {', '.join(COMPUTE_DTYPES)}")
     directory = resolve_teacher_dir(name_or_dir)
-    doc = checkpoint.read_toml(directory)
-    arch = checkpoint.arch_from_toml(doc, directory)
-    name = doc.get("name", directory.name)
+    manifest = read_manifest(directory)
+    arch, name = manifest.arch, manifest.name
     if random_init:
         k_a, k_c = jax.random.split(jax.random.PRNGKey(seed))
         actor, critic = networks.init_actor(k_a, arch), networks.init_critic(k_c, arch)
-        meta = dict(doc, random_init=True)
     else:
-        weights_path = directory / (doc.get("weights") or {}).get("file", checkpoint.WEIGHTS_NAME)
-        if not weights_path.is_file():
-            hint = doc.get("missing_weights_hint") or (
+        if not manifest.has_weights:
+            hint = manifest.missing_weights_hint or (
                 f"import a checkpoint with `distill teacher import PATH --name {name}` or train one with "
                 f"`make teacher TEACHER={name}`"
             )
             raise DistillError(
-                f"teacher {name!r} has no weights ({weights_path} is missing): {hint}; "
+                f"teacher {name!r} has no weights ({manifest.weights_path} is missing): {hint}; "
                 "or pass --random-init for systems benchmarks only"
             )
-        actor_np, critic_np = checkpoint.load_weights(directory, doc)
+        actor_np, critic_np = checkpoint.load_weights(directory, manifest)
         to_jax = lambda t: jax.tree_util.tree_map(jnp.asarray, t)
         actor, critic = to_jax(actor_np), to_jax(critic_np)
-        meta = doc
-    teacher = Teacher(name=name, env=doc["env"], arch=arch, actor_params=actor, critic_params=critic,
-                      meta=meta, directory=directory)
+    teacher = Teacher(name=name, env=manifest.env, arch=arch, actor_params=actor, critic_params=critic,
+                      manifest=manifest, directory=directory,
+                      random_init_seed=seed if random_init else None, backend=manifest.backend)
     return teacher.with_compute_dtype(compute_dtype)
 
 

@@ -163,7 +163,7 @@ def export_teacher(
     arch = crl.arch_for(cfg, env)
     device = jax.devices()[0]
     return checkpoint.save_teacher(
-        out_dir, name=name, env=cfg.env, arch=arch, actor=jax.device_get(ts.actor),
+        out_dir, name=name, env=cfg.env, backend=env.backend, arch=arch, actor=jax.device_get(ts.actor),
         critic=jax.device_get(ts.critic),
         provenance={"source": "trained with distill's CRL trainer", "distill_version": distill.__version__,
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
