@@ -72,7 +72,7 @@ def test_teacher_is_frozen_and_rows_aggregate(dagger_run, teacher):
     r1 = slice(per_round, None)
     driven_by_student = ~np.isclose(data["behavior_action"][r1], data["teacher_action"][r1]).all(1)
     assert 0.2 < driven_by_student.mean() < 0.8  # beta_1 = 0.5: about half the steps are the student's
-    assert reader.meta.teacher_sha256 == teacher.weights_sha256
+    assert reader.meta.teacher_sha256 == teacher.weights_identity
     assert np.all(data["critic_value"] <= 0)
 
 

@@ -3,6 +3,7 @@ one-line error, exit 2 and an untouched file for every kind of bad input."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tracemalloc
@@ -33,9 +34,13 @@ def rows(k: int, steps: int = STEPS, envs: int = ENVS, dims: int = OBS + GOAL) -
     }
 
 
+LABELLING_WEIGHTS = b"the weights that labelled the rows"
+LABELLING_SHA = hashlib.sha256(LABELLING_WEIGHTS).hexdigest()
+
+
 def make_meta(dims: int) -> DatasetMeta:
     return DatasetMeta(
-        env_name="synthetic", teacher_name="t", teacher_sha256="ab" * 32, obs_dim=dims - GOAL, goal_dim=GOAL,
+        env_name="synthetic", teacher_name="t", teacher_sha256=LABELLING_SHA, obs_dim=dims - GOAL, goal_dim=GOAL,
         action_dim=ACT, obs_names=tuple(f"o{i}" for i in range(dims)), goal_names=("gx", "gy"),
         action_names=("a0", "a1", "a2"), control_dt=0.02, lineage={"test": True},
     )
@@ -53,9 +58,13 @@ def dataset(tmp_path: Path) -> Path:
     return make_dataset(tmp_path / "run" / "rollouts.h5")
 
 
-def teacher_folder(tmp_path: Path, obs_dim: int, goal_dim: int, action_dim: int, sha: str = "ab" * 32) -> Path:
+def teacher_folder(tmp_path: Path, obs_dim: int, goal_dim: int, action_dim: int,
+                   weights: bytes = LABELLING_WEIGHTS) -> Path:
+    """A teacher folder whose weights file hashes to what `dataset validate --teacher` compares."""
     folder = tmp_path / f"teacher_{obs_dim}_{goal_dim}_{action_dim}"
     folder.mkdir()
+    (folder / "weights.safetensors").write_bytes(weights)
+    sha = hashlib.sha256(weights).hexdigest()
     arch = {"obs_dim": obs_dim, "goal_dim": goal_dim, "action_dim": action_dim, "actor_depth": 4,
             "critic_depth": 4, "width": 32, "repr_dim": 16}
     doc = {"name": folder.name, "env": "synthetic", "arch": arch,
@@ -182,7 +191,7 @@ def test_teacher_dims_must_match(dataset, tmp_path, capsys, dims, message):
 
 
 def test_teacher_with_other_weights_is_noted(dataset, tmp_path, capsys):
-    teacher = teacher_folder(tmp_path, OBS, GOAL, ACT, sha="cd" * 32)
+    teacher = teacher_folder(tmp_path, OBS, GOAL, ACT, weights=b"other weights")
     assert main(["dataset", "info", str(dataset), "--teacher", str(teacher)]) == 0
     assert "weights are not the ones that labelled these rows" in capsys.readouterr().out
 

@@ -68,8 +68,8 @@ def test_device_get_checkpoint_imports_like_jax_arrays(protocol, root, tmp_path)
     import_scaling_crl(numpy_pkl, "from_numpy", obs_dim=OBS, goal_dim=GOAL)
     import_scaling_crl(jax_pkl, "from_jax", obs_dim=OBS, goal_dim=GOAL)
     from_numpy, from_jax = load_teacher("from_numpy"), load_teacher("from_jax")
-    assert from_numpy.weights_sha256 == from_jax.weights_sha256
-    assert from_numpy.meta["provenance"]["log_alpha"] == -1.25
+    assert from_numpy.weights_identity == from_jax.weights_identity
+    assert from_numpy.manifest.provenance["log_alpha"] == -1.25
     blocks = np.asarray(from_numpy.actor_params["trunk"]["blocks"]["dense"]["kernel"])
     np.testing.assert_array_equal(blocks[0, 3], tree[1]["params"]["Dense_4"]["kernel"])
     obs = np.random.default_rng(1).standard_normal((4, OBS + GOAL)).astype(np.float32)

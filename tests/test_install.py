@@ -61,4 +61,4 @@ def test_installs_into_a_fresh_venv_from_the_constraints(tmp_path):
     assert "distill" in versions and not (tmp_path / "venv" / "src").exists()  # a real install, not editable
 
     envs = _run(bin_dir / "distill", "env", "list", timeout=300)  # the MJCF assets came with the install
-    assert envs.splitlines()[1].split()[:5] == ["reacher", "10", "3", "2", "13"]
+    assert envs.splitlines()[1].split()[:6] == ["reacher", "mjx", "10", "3", "2", "13"]
