@@ -47,7 +47,8 @@ from distill.rollouts import (
     evaluate,
     first_episode_metrics,
     reset_batch,
-    rollout,
+    run_episodes,
+    stepwise_rollout,
 )
 from distill.students.checkpoint import load_student, save_student
 from distill.students.fit import fit_round
@@ -209,8 +210,8 @@ class DaggerResult:
 # --- collection --------------------------------------------------------------------------------
 @cache
 def mixed_policy(teacher_acts: bool):
-    """The β-mixed policy (cached, so a run's rollout compiles once per variant: β and both
-    networks' weights are parameters, not constants). Without `teacher_acts` the teacher is left
+    """The β-mixed policy (cached, so it compiles once per variant and batch size: β and both
+    networks' weights are parameters, not constants; the physics is the env's shared compiled step). Without `teacher_acts` the teacher is left
     out of the loop and the student drives alone (β = 0)."""
 
     def policy(params, obs: Observation, key):
@@ -268,7 +269,8 @@ def _collect(env, teacher, student_params, beta, cfg, round_index, mesh) -> Coll
     params = sharding.replicate({"actor": teacher.actor_params, "student": student_params,
                                  "beta": jnp.asarray(beta, jnp.float32)}, mesh)
     t0 = time.perf_counter()
-    _, steps = rollout(env, mixed_policy(teacher_acts), steps_n, params, state, sharding.replicate(k_roll, mesh))
+    _, steps = stepwise_rollout(env, mixed_policy(teacher_acts), steps_n, params, state,
+                                sharding.replicate(k_roll, mesh))
     steps = sharding.gather(steps)
     rollout_s = time.perf_counter() - t0
     T, N = steps.t.shape
@@ -330,10 +332,10 @@ class HeldOutStates:
 
 
 def heldout_states(env: MjxGoalEnv, teacher: Teacher, cfg: DaggerConfig) -> HeldOutStates:
-    k_reset, k_roll = jax.random.split(jax.random.PRNGKey(cfg.heldout_seed))
-    state = reset_batch(env, k_reset, cfg.heldout_envs)
-    _, steps = rollout(env, deterministic(networks.actor_act, "teacher"), env.spec.episode_length,
-                       teacher.actor_params, state, k_roll)
+    """`heldout_envs` teacher-driven episodes, run `cfg.envs` at a time (the run's batch size)."""
+    steps = run_episodes(env, deterministic(networks.actor_act, "teacher"), teacher.actor_params,
+                         jax.random.PRNGKey(cfg.heldout_seed), cfg.heldout_envs, env.spec.episode_length,
+                         batch=cfg.envs)
     steps = jax.device_get(steps)
     flat = lambda x: np.asarray(x).reshape(-1, np.asarray(x).shape[-1])
     teacher_obs = flat(steps.obs)
@@ -364,12 +366,16 @@ def evaluation_key(cfg: DaggerConfig) -> jax.Array:
     return jax.random.PRNGKey(cfg.seed + 10_000)
 
 
-def evaluate_student(env: MjxGoalEnv, student: MLPStudent, key: jax.Array, episodes: int) -> EpisodeMetrics:
-    return evaluate(env, student_apply, student_params_to_jax(student), key, episodes, view="student")
+def evaluate_student(env: MjxGoalEnv, student: MLPStudent, key: jax.Array, episodes: int,
+                     batch: int | None = None) -> EpisodeMetrics:
+    """`episodes` deterministic episodes of the student's JAX mirror, `batch` envs at a time (a run
+    passes its `envs`, so evaluation reuses the physics compiled for collection)."""
+    return evaluate(env, student_apply, student_params_to_jax(student), key, episodes, view="student", batch=batch)
 
 
-def evaluate_teacher(env: MjxGoalEnv, teacher: Teacher, key: jax.Array, episodes: int) -> EpisodeMetrics:
-    return evaluate(env, networks.actor_act, teacher.actor_params, key, episodes, view="teacher")
+def evaluate_teacher(env: MjxGoalEnv, teacher: Teacher, key: jax.Array, episodes: int,
+                     batch: int | None = None) -> EpisodeMetrics:
+    return evaluate(env, networks.actor_act, teacher.actor_params, key, episodes, view="teacher", batch=batch)
 
 
 # --- the loop --------------------------------------------------------------------------------------
@@ -448,7 +454,7 @@ def run_dagger(
 
     eval_key = evaluation_key(cfg)
     t0 = time.perf_counter()
-    teacher_metrics = evaluate_teacher(env, teacher, eval_key, cfg.eval_episodes)
+    teacher_metrics = evaluate_teacher(env, teacher, eval_key, cfg.eval_episodes, cfg.envs)
     log.info("teacher %s: success %.3f, time at goal %.1f/%d, final-step success %.3f (%.0f s)", teacher.name,
              teacher_metrics.success, teacher_metrics.time_at_goal, spec.episode_length,
              teacher_metrics.final_success, time.perf_counter() - t0)
@@ -503,7 +509,7 @@ def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path,
                               student_dir / "fit_logs" / f"round{k}")
     fit_s = time.perf_counter() - t_fit
     t_eval = time.perf_counter()
-    metrics = evaluate_student(env, student, eval_key, cfg.eval_episodes)
+    metrics = evaluate_student(env, student, eval_key, cfg.eval_episodes, cfg.envs)
     gap = critic_gap(teacher, student, heldout, cfg.label_chunk)
     eval_s = time.perf_counter() - t_eval
     stages = StageTimes(

@@ -132,10 +132,10 @@ def evaluate_variants(env: MjxGoalEnv, exports: Exports, cfg: DaggerConfig) -> t
     """Each exported student file driven through the run's evaluation episodes by ONNX Runtime."""
     key = evaluation_key(cfg)
     records = [VariantRecord("fp32", str(exports.fp32), exports.fp32_err, None, 0,
-                             evaluate_onnx(env, exports.fp32, key, cfg.eval_episodes))]
+                             evaluate_onnx(env, exports.fp32, key, cfg.eval_episodes, cfg.envs))]
     for v in exports.variants:
         records.append(VariantRecord(v.precision, str(v.path), v.max_abs_err, v.mean_abs_err, v.qdq_nodes,
-                                     evaluate_onnx(env, v.path, key, cfg.eval_episodes)))
+                                     evaluate_onnx(env, v.path, key, cfg.eval_episodes, cfg.envs)))
     return tuple(records)
 
 
