@@ -55,6 +55,7 @@ from distill.students.fit import fit_round
 from distill.students.jax_mirror import student_apply, student_params_to_jax
 from distill.students.mlp import MLPStudent, build_student
 from distill.students.presets import StudentPreset, StudentTrainConfig
+from distill.students.warm_fit import fit_round_bounded
 from distill.teachers import networks
 from distill.teachers.teacher import COMPUTE_DTYPES, Teacher
 
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "dagger_state.json"
 HELDOUT_FILE = "heldout.npz"
 BETA_SCHEDULES = ("linear", "exponential", "constant")
+REFITS = ("warm", "scratch")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,16 @@ class DaggerConfig:
     teacher_dtype: str = "float32"
     """What the teacher computes its actions and labels in: "bfloat16" halves its memory traffic
     and is faster on GPUs; on CPUs float32 is as fast or faster, hence the default."""
+    refit: str = "warm"
+    """How each round fits its student. "warm": round k >= 1 continues round k-1's student for
+    `refit_steps` gradient steps on batches that mix round k's rows (`refit_new_fraction` of each)
+    with a sample of the older rounds' — a cost that does not grow with the aggregate; round 0
+    fits a fresh student on its rows for max(`refit_steps`, [train] min_steps) steps. "scratch":
+    every round fits a fresh student on every row so far (the [train] table's epochs, min_steps
+    and patience), so round k costs O(k). Measured against each other in
+    benchmarks/dagger_refit.py."""
+    refit_steps: int = 1000
+    refit_new_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.beta_schedule not in BETA_SCHEDULES:
@@ -109,6 +121,11 @@ class DaggerConfig:
         if bad or self.eval_episodes < 1 or self.episode_length < 0:
             raise DistillError(f"{', '.join(bad) or 'eval_episodes or episode_length'}: "
                                "counts must be >= 1 (episode_length >= 0)")
+        if self.refit not in REFITS:
+            raise DistillError(f"refit {self.refit!r}: use one of {', '.join(REFITS)}")
+        if self.refit_steps < 1 or not 0.0 < self.refit_new_fraction <= 1.0:
+            raise DistillError(f"refit_steps = {self.refit_steps}, refit_new_fraction = {self.refit_new_fraction}: "
+                               "need refit_steps >= 1 and refit_new_fraction in (0, 1]")
         if self.teacher_dtype not in COMPUTE_DTYPES:
             raise DistillError(f"teacher_dtype {self.teacher_dtype!r}: use one of {', '.join(COMPUTE_DTYPES)}")
         if not (0.0 <= self.beta0 <= 1.0 and 0.0 <= self.beta_decay <= 1.0):
@@ -379,10 +396,18 @@ def evaluate_teacher(env: MjxGoalEnv, teacher: Teacher, key: jax.Array, episodes
 
 
 # --- the loop --------------------------------------------------------------------------------------
-def _fit_round(preset, train_cfg, spec, dataset: Path, seed: int, log_dir: Path) -> tuple[MLPStudent, FitSummary]:
-    """A fresh student fitted on every committed row, streamed from the file (bounded memory),
-    with the validation split by episode and early stopping the train config asks for."""
-    student, fit = fit_round(dataset, preset, train_cfg, spec.student_input_dim, spec.action_dim, seed, log_dir)
+def _fit_round(preset, train_cfg, spec, dataset: Path, seed: int, log_dir: Path, cfg: DaggerConfig, k: int,
+               previous: MLPStudent | None) -> tuple[MLPStudent, FitSummary]:
+    """Round k's student. "scratch": a fresh student fitted on every committed row, streamed from
+    the file (bounded memory), with the validation split by episode and early stopping the train
+    config asks for. "warm": `previous` (None in round 0: a fresh one) continued for a bounded
+    number of steps (`distill.students.warm_fit`)."""
+    if cfg.refit == "scratch":
+        student, fit = fit_round(dataset, preset, train_cfg, spec.student_input_dim, spec.action_dim, seed, log_dir)
+    else:
+        steps = cfg.refit_steps if previous is not None else max(cfg.refit_steps, train_cfg.min_steps)
+        student, fit = fit_round_bounded(dataset, previous, preset, train_cfg, spec.student_input_dim,
+                                         spec.action_dim, k, steps, cfg.refit_new_fraction, seed, log_dir)
     return student, FitSummary(fit.loss, fit.loss_final, fit.val_loss_final, fit.best_epoch, fit.epochs, fit.steps,
                                fit.stopped_early, fit.seconds)
 
@@ -465,15 +490,17 @@ def run_dagger(
         heldout = heldout_states(env, teacher, cfg)
         heldout.save(heldout_path)
 
-    if progress.rounds:
+    fitted = bool(progress.rounds)
+    if fitted:
         student = load_student(student_dir / "student")
         log.info("resuming %s after round %d", student_dir.name, progress.rounds[-1].round)
     else:
         student = build_student(preset, spec.student_input_dim, spec.action_dim, seed=cfg.seed)
     channel = sharding.Channel()
     for k in range(len(progress.rounds), cfg.rounds):
-        record, student = _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path,
+        record, student = _round(env, teacher, student, fitted, preset, train_cfg, cfg, k, meta, dataset_path,
                                  student_dir, heldout, eval_key, channel)
+        fitted = True
         save_student(student, student_dir / "student", metadata={"round": k, "teacher": teacher.name})
         progress.append(record)
         m, st = record.student, record.stages
@@ -487,8 +514,10 @@ def run_dagger(
                         dataset=dataset_path, student_dir=student_dir)
 
 
-def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path, student_dir, heldout, eval_key, channel):
-    """Collect (unless committed already), refit on the aggregate, evaluate: one RoundRecord."""
+def _round(env, teacher, student, fitted, preset, train_cfg, cfg, k, meta, dataset_path, student_dir, heldout,
+           eval_key, channel):
+    """Collect (unless committed already), refit, evaluate: one RoundRecord. `fitted`: whether
+    `student` is a fitted one (a warm refit continues it) or the untrained round-0 collector."""
     spec = env.spec
     beta = cfg.beta(k)
     t0 = time.perf_counter()
@@ -506,7 +535,7 @@ def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path,
         reader = RolloutReader(dataset_path)
     t_fit = time.perf_counter()
     student, fit = _fit_round(preset, train_cfg, spec, dataset_path, cfg.seed + k,
-                              student_dir / "fit_logs" / f"round{k}")
+                              student_dir / "fit_logs" / f"round{k}", cfg, k, student if fitted else None)
     fit_s = time.perf_counter() - t_fit
     t_eval = time.perf_counter()
     metrics = evaluate_student(env, student, eval_key, cfg.eval_episodes, cfg.envs)
