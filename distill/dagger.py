@@ -81,6 +81,10 @@ class DaggerConfig:
     beta0: float = 1.0
     beta_decay: float = 0.5
     eval_episodes: int = 256
+    eval_envs: int = 0
+    """Envs stepped at once when evaluating and drawing the held-out states; 0: `envs`, so a run
+    compiles its physics once (tens of seconds on a CPU). With few `envs` and many
+    `eval_episodes`, a larger batch here evaluates faster for the price of one more compile."""
     seed: int = 0
     episode_length: int = 0
     """Steps per episode, in collection and evaluation; 0 keeps the env's own. Shorter episodes make
@@ -118,9 +122,9 @@ class DaggerConfig:
             raise DistillError(f"beta_schedule {self.beta_schedule!r}: use one of {', '.join(BETA_SCHEDULES)}")
         positive = ("rounds", "envs", "episodes_per_round", "label_chunk", "heldout_envs", "heldout_rows")
         bad = [name for name in positive if getattr(self, name) < 1]
-        if bad or self.eval_episodes < 1 or self.episode_length < 0:
+        if bad or self.eval_episodes < 1 or self.episode_length < 0 or self.eval_envs < 0:
             raise DistillError(f"{', '.join(bad) or 'eval_episodes or episode_length'}: "
-                               "counts must be >= 1 (episode_length >= 0)")
+                               "counts must be >= 1 (episode_length and eval_envs >= 0)")
         if self.refit not in REFITS:
             raise DistillError(f"refit {self.refit!r}: use one of {', '.join(REFITS)}")
         if self.refit_steps < 1 or not 0.0 < self.refit_new_fraction <= 1.0:
@@ -134,6 +138,11 @@ class DaggerConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "[distill]") -> DaggerConfig:
         return from_table(cls, d, where)
+
+    @property
+    def eval_batch(self) -> int:
+        """Envs stepped at once in evaluation."""
+        return self.eval_envs or self.envs
 
     def beta(self, round_index: int) -> float:
         if round_index == 0:
@@ -349,10 +358,10 @@ class HeldOutStates:
 
 
 def heldout_states(env: MjxGoalEnv, teacher: Teacher, cfg: DaggerConfig) -> HeldOutStates:
-    """`heldout_envs` teacher-driven episodes, run `cfg.envs` at a time (the run's batch size)."""
+    """`heldout_envs` teacher-driven episodes, run `cfg.eval_batch` at a time."""
     steps = run_episodes(env, deterministic(networks.actor_act, "teacher"), teacher.actor_params,
                          jax.random.PRNGKey(cfg.heldout_seed), cfg.heldout_envs, env.spec.episode_length,
-                         batch=cfg.envs)
+                         batch=cfg.eval_batch)
     steps = jax.device_get(steps)
     flat = lambda x: np.asarray(x).reshape(-1, np.asarray(x).shape[-1])
     teacher_obs = flat(steps.obs)
@@ -479,7 +488,7 @@ def run_dagger(
 
     eval_key = evaluation_key(cfg)
     t0 = time.perf_counter()
-    teacher_metrics = evaluate_teacher(env, teacher, eval_key, cfg.eval_episodes, cfg.envs)
+    teacher_metrics = evaluate_teacher(env, teacher, eval_key, cfg.eval_episodes, cfg.eval_batch)
     log.info("teacher %s: success %.3f, time at goal %.1f/%d, final-step success %.3f (%.0f s)", teacher.name,
              teacher_metrics.success, teacher_metrics.time_at_goal, spec.episode_length,
              teacher_metrics.final_success, time.perf_counter() - t0)
@@ -538,7 +547,7 @@ def _round(env, teacher, student, fitted, preset, train_cfg, cfg, k, meta, datas
                               student_dir / "fit_logs" / f"round{k}", cfg, k, student if fitted else None)
     fit_s = time.perf_counter() - t_fit
     t_eval = time.perf_counter()
-    metrics = evaluate_student(env, student, eval_key, cfg.eval_episodes, cfg.envs)
+    metrics = evaluate_student(env, student, eval_key, cfg.eval_episodes, cfg.eval_batch)
     gap = critic_gap(teacher, student, heldout, cfg.label_chunk)
     eval_s = time.perf_counter() - t_eval
     stages = StageTimes(

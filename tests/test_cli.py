@@ -278,7 +278,7 @@ def test_eval_run_says_when_a_figure_differs(tiny_run, tmp_path, capsys):
 
 
 def test_eval_of_a_student_folder_or_onnx_file_on_a_runs_goals(tiny_run, capsys):
-    from distill.bench.policy_eval import evaluate_saved
+    from distill.policy_eval import evaluate_saved
 
     report = _report(tiny_run)
     episodes = report["success"]["student"]["episodes"]

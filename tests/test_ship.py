@@ -26,22 +26,21 @@ import pytest
 import distill
 from distill.bench.device_timings import device_verdict, load_device_timings
 from distill.bench.latency import LatencyResult
-from distill.bench.report import (
-    LatencyRow,
-    RunReport,
-    StudentInfo,
-    TargetVerdict,
-    TeacherInfo,
-    VariantRecord,
-    write_report,
-)
-from distill.bench.targets import load_target
+from distill.bench.targets import TargetVerdict, load_target
 from distill.cli import main as distill_main
 from distill.data import DatasetMeta, RolloutWriter
 from distill.envs import make_env
 from distill.errors import DistillError
 from distill.export.onnx_export import export_onnx
 from distill.export.precision import make_fp16, make_int8_qdq
+from distill.report import (
+    LatencyRow,
+    RunReport,
+    StudentInfo,
+    TeacherInfo,
+    VariantRecord,
+    write_report,
+)
 from distill.rollouts import EpisodeMetrics
 from distill.ship.bundle import build_bundle
 from distill.ship.gate import ReadinessVerdict, refusal_reasons

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 import jax
@@ -14,7 +15,7 @@ from onnx import numpy_helper
 
 from distill.bench.latency import ort_latency
 from distill.errors import DistillError
-from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, ort_session, run_onnx, sha256_file
+from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, ort_session, run_onnx
 from distill.export.teacher_onnx import (
     PARITY_TOL,
     TeacherActorModule,
@@ -162,7 +163,7 @@ def test_graph_io_opset_metadata_and_weights_once(exports):
         and meta["distill.width"] == "32"
     )
     assert (result.input_dim, result.action_dim) == (OBS + GOAL, ACT)
-    assert result.sha256 == sha256_file(result.path)
+    assert result.sha256 == hashlib.sha256(result.path.read_bytes()).hexdigest()
     assert not list(result.path.parent.glob("*.tmp"))
 
 

@@ -25,7 +25,7 @@ HEADER = ("policy", "success", "time at goal", "final-step", "final distance", "
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from distill.bench.policy_eval import evaluate_run, evaluate_saved
+    from distill.policy_eval import evaluate_run, evaluate_saved
 
     if args.run:
         if args.path or args.env:

@@ -17,13 +17,13 @@ from pathlib import Path
 import onnx
 
 from distill.bench.onnx_success import evaluate_onnx
-from distill.bench.report import RunReport
 from distill.dagger import STATE_FILE, DaggerConfig, evaluate_student, evaluation_key, run_env
 from distill.envs import make_env
 from distill.envs.base import MjxGoalEnv
 from distill.errors import DistillError
 from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_io
 from distill.paths import students_dir
+from distill.report import RunReport
 from distill.rollouts import EpisodeMetrics
 from distill.students.checkpoint import TOML_NAME, load_student
 
@@ -113,7 +113,7 @@ def evaluate_run(run: str | Path) -> list[PolicyEvaluation]:
     cfg = _run_config(folder)
     report = RunReport.load(folder)
     env = run_env(make_env(report.env), cfg)
-    key, episodes, batch = evaluation_key(cfg), cfg.eval_episodes, cfg.envs
+    key, episodes, batch = evaluation_key(cfg), cfg.eval_episodes, cfg.eval_batch
     log.info("re-evaluating run %s in %s on its report's goals (%d episodes, seed %d)",
              folder, env.spec.name, episodes, cfg.seed)
     student = load_student(folder / STUDENT_FOLDER)
