@@ -501,8 +501,10 @@ def run_dagger(
 
     fitted = bool(progress.rounds)
     if fitted:
-        student = load_student(student_dir / "student")
-        log.info("resuming %s after round %d", student_dir.name, progress.rounds[-1].round)
+        last = progress.rounds[-1].round
+        snapshot = _round_dir(student_dir, last) / "student"  # the student the next round continues
+        student = load_student(snapshot if snapshot.is_dir() else student_dir / "student")
+        log.info("resuming %s after round %d", student_dir.name, last)
     else:
         student = build_student(preset, spec.student_input_dim, spec.action_dim, seed=cfg.seed)
     channel = sharding.Channel()
@@ -510,7 +512,8 @@ def run_dagger(
         record, student = _round(env, teacher, student, fitted, preset, train_cfg, cfg, k, meta, dataset_path,
                                  student_dir, heldout, eval_key, channel)
         fitted = True
-        save_student(student, student_dir / "student", metadata={"round": k, "teacher": teacher.name})
+        for folder in (_round_dir(student_dir, k) / "student", student_dir / "student"):
+            save_student(student, folder, metadata={"round": k, "teacher": teacher.name})
         progress.append(record)
         m, st = record.student, record.stages
         log.info("round %d: beta %.2f, %d rows, student success %.3f, time at goal %.1f, final-step %.3f, "
@@ -521,6 +524,13 @@ def run_dagger(
     _announce_round(channel, -1, student_params_to_jax(student))
     return DaggerResult(student=student, rounds=progress.rounds, teacher_metrics=teacher_metrics,
                         dataset=dataset_path, student_dir=student_dir)
+
+
+def _round_dir(student_dir: Path, k: int) -> Path:
+    """Round k's fit log, and its student: a resumed warm refit continues the last finished round's
+    student, even when the run stopped after `student/` was overwritten but before the round was
+    recorded."""
+    return student_dir / "fit_logs" / f"round{k}"
 
 
 def _round(env, teacher, student, fitted, preset, train_cfg, cfg, k, meta, dataset_path, student_dir, heldout,
@@ -543,8 +553,8 @@ def _round(env, teacher, student, fitted, preset, train_cfg, cfg, k, meta, datas
         new_rows = len(collected.columns["t"])
         reader = RolloutReader(dataset_path)
     t_fit = time.perf_counter()
-    student, fit = _fit_round(preset, train_cfg, spec, dataset_path, cfg.seed + k,
-                              student_dir / "fit_logs" / f"round{k}", cfg, k, student if fitted else None)
+    student, fit = _fit_round(preset, train_cfg, spec, dataset_path, cfg.seed + k, _round_dir(student_dir, k), cfg,
+                              k, student if fitted else None)
     fit_s = time.perf_counter() - t_fit
     t_eval = time.perf_counter()
     metrics = evaluate_student(env, student, eval_key, cfg.eval_episodes, cfg.eval_batch)

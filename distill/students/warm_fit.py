@@ -157,7 +157,7 @@ def fit_bounded(student: MLPStudent, data: BoundedData, cfg: StudentTrainConfig,
     """Trains `student` in place for `steps` Adam steps (a fresh optimiser, the train config's lr
     and weight decay) on batches of `batch_size` rows: `new_fraction` of them from `data.new`, the
     rest from `data.old` (all from `data.new` when there are no older rows). The normaliser is not
-    touched. The weights with the best validation loss among the checkpoints are kept."""
+    touched (`fit_round_bounded` refits it). The weights with the best validation loss among the checkpoints are kept."""
     if steps < 1:
         raise DistillError(f"a bounded fit needs at least 1 step, got {steps}")
     if not 0.0 < new_fraction <= 1.0:
@@ -230,16 +230,21 @@ def fit_round_bounded(
     input_dim: int, action_dim: int, round_index: int, steps: int, new_fraction: float, seed: int,
     log_dir: str | Path | None = None,
 ) -> tuple[MLPStudent, FitResult]:
-    """A DAgger round's bounded fit: `student` (a copy of it; None: a fresh student of `preset`
-    whose normaliser is fitted on the round's training rows) continued for `steps` steps."""
+    """A DAgger round's bounded fit: `student` (a copy of it; None: a fresh student of `preset`)
+    continued for `steps` steps. Its normaliser is refitted on the fit's training rows (the new
+    round's and the older sample), as a fresh fit refits it on every row: a normaliser kept from
+    round 0 can hold a near-zero std where the teacher's states barely varied (one goal
+    coordinate over two episodes), and the states the student visits later then reach its
+    network scaled a hundredfold, saturate its tanh, and stall the fit (measured on the point maze)."""
     data = load_bounded(dataset, cfg, round_index, steps, new_fraction, seed)
     if data.new.obs.shape[1] != input_dim:
         raise DistillError(f"{dataset}: obs has {data.new.obs.shape[1]} dims, expected {input_dim}; "
                            "is it this env's dataset?")
+    mean, std = fit_normalizer(Rows.join(data.new, data.old).obs.numpy())
     if student is None:
-        mean, std = fit_normalizer(Rows.join(data.new, data.old).obs.numpy())
         student = build_student(preset, input_dim, action_dim, mean, std, seed=seed, log_std_head=cfg.loss == "kl")
     else:
         student = copy.deepcopy(student).cpu()
+        student.set_normalizer(mean, std)
     result = fit_bounded(student, data, cfg, steps, new_fraction, seed, log_dir)
     return student, result
