@@ -48,7 +48,7 @@ class SweepRequest:
     """Where the table, JSON and PNG are copied (default benchmarks/results/)."""
 
 
-def _finished_run(run: str, cfg: DaggerConfig) -> RunReport | None:
+def finished_run(run: str, cfg: DaggerConfig) -> RunReport | None:
     """A run that already finished with this config (a rerun of the sweep skips it)."""
     run_dir = students_dir() / run
     state = run_dir / STATE_FILE
@@ -98,7 +98,7 @@ def run_sweep(request: SweepRequest) -> SweepReport:
     reports = []
     for preset in progress_bar(request.presets, "sweep", unit="preset", leave=False):
         run = f"{name}-{preset}"
-        report = _finished_run(run, request.config)
+        report = finished_run(run, request.config)
         if report is None:
             log.info("sweep %s: distilling %s", name, preset)
             report = run_distillation(RunRequest(teacher=request.teacher, run=run, preset=preset,
