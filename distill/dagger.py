@@ -3,8 +3,12 @@
 Round 0 is driven by the teacher; round k by a per-env, per-step Bernoulli(beta_k) mix of teacher
 and student. Every visited state is labelled with the teacher's mean, log std, deterministic action
 and its critic's value of that action; the rows are appended to the run's HDF5 file (committed per
-round), and the student is refitted on the aggregate. Behaviour cloning is the same loop with
+round), and the student is refitted: by default a bounded warm start from the previous round's
+student (`refit`), or a fresh fit on the aggregate. Behaviour cloning is the same loop with
 beta = 1 throughout, so the two compare on equal footing.
+
+Every rollout of a run (collection, evaluation, held-out states) steps `envs` envs at a time (or
+`eval_envs` in evaluation) through the env's one compiled step (`rollouts.stepwise_rollout`).
 
 The teacher reads its own observation (which may hold privileged state) and the student its own;
 the dataset stores the student's as `obs` and the teacher's as `teacher_obs` where they differ.

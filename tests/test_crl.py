@@ -50,9 +50,13 @@ def test_relabelled_goals_come_from_the_future_of_the_same_episode(total):
 
 
 def _tiny_cfg() -> crl.CRLConfig:
-    return crl.CRLConfig(env="reacher", actor_depth=4, critic_depth=4, width=16, num_envs=4, unroll_length=5,
-                         batch_size=16, env_steps_per_sgd_step=10, total_env_steps=80, max_replay_size=50,
-                         min_replay_size=5, alpha_lr=3e-3, eval_every=1000, checkpoint_every=1000)
+    """num_envs = SMALL_ENVS: the envs' reset is the one every reacher test compiled (disk cache)."""
+    from conftest import SMALL_ENVS
+
+    return crl.CRLConfig(env="reacher", actor_depth=4, critic_depth=4, width=16, num_envs=SMALL_ENVS,
+                         unroll_length=5, batch_size=16, env_steps_per_sgd_step=80, total_env_steps=640,
+                         max_replay_size=50, min_replay_size=5, alpha_lr=3e-3, eval_every=1000,
+                         checkpoint_every=1000)
 
 
 def test_resume_continues_identically(tmp_path, reacher):

@@ -346,7 +346,7 @@ def robot_venv(tmp_path_factory) -> Path:
     made = subprocess.run([python, "-m", "venv", str(venv)], check=False, capture_output=True, text=True,
                           timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")})
     assert made.returncode == 0, made.stderr
-    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "numpy", "onnxruntime"],
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile", "numpy", "onnxruntime"],
                          check=False, capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr
     return venv / "bin" / "python"
