@@ -87,7 +87,8 @@ def smallest_preset() -> str:
 def run_one(name: str, task: Task, preset: str, method: str, seed: int, root: Path) -> list[Point]:
     teacher = load_teacher(task.teacher)
     env = make_env(teacher.env)
-    cfg = DaggerConfig(rounds=task.rounds, envs=task.envs_per_round, eval_episodes=EVAL_EPISODES, seed=seed,
+    cfg = DaggerConfig(rounds=task.rounds, envs=task.envs_per_round, eval_episodes=EVAL_EPISODES,
+                       eval_envs=EVAL_EPISODES, seed=seed,
                        beta_schedule="exponential", beta0=1.0, beta_decay=0.5)
     if method == "bc":
         cfg = behaviour_cloning(cfg)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
+from distill.hashing import sha256_bytes
 
 
 def read_toml(path: Path, missing: str) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def read_verified(path: Path, expected_sha256: str | None, missing: str, remedy:
     if not path.is_file():
         raise DistillError(missing)
     blob = path.read_bytes()
-    actual = hashlib.sha256(blob).hexdigest()
+    actual = sha256_bytes(blob)
     if actual != expected_sha256:
         raise DistillError(
             f"{path}: sha256 {actual[:12]}… does not match {(expected_sha256 or 'none')[:12]}… recorded beside it; "

@@ -3,8 +3,12 @@
 Round 0 is driven by the teacher; round k by a per-env, per-step Bernoulli(beta_k) mix of teacher
 and student. Every visited state is labelled with the teacher's mean, log std, deterministic action
 and its critic's value of that action; the rows are appended to the run's HDF5 file (committed per
-round), and the student is refitted on the aggregate. Behaviour cloning is the same loop with
+round), and the student is refitted: by default a bounded warm start from the previous round's
+student (`refit`), or a fresh fit on the aggregate. Behaviour cloning is the same loop with
 beta = 1 throughout, so the two compare on equal footing.
+
+Every rollout of a run (collection, evaluation, held-out states) steps `envs` envs at a time (or
+`eval_envs` in evaluation) through the env's one compiled step (`rollouts.stepwise_rollout`).
 
 The teacher reads its own observation (which may hold privileged state) and the student its own;
 the dataset stores the student's as `obs` and the teacher's as `teacher_obs` where they differ.
@@ -47,13 +51,15 @@ from distill.rollouts import (
     evaluate,
     first_episode_metrics,
     reset_batch,
-    rollout,
+    run_episodes,
+    stepwise_rollout,
 )
 from distill.students.checkpoint import load_student, save_student
 from distill.students.fit import fit_round
 from distill.students.jax_mirror import student_apply, student_params_to_jax
 from distill.students.mlp import MLPStudent, build_student
 from distill.students.presets import StudentPreset, StudentTrainConfig
+from distill.students.warm_fit import fit_round_bounded
 from distill.teachers import networks
 from distill.teachers.teacher import COMPUTE_DTYPES, Teacher
 
@@ -62,6 +68,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "dagger_state.json"
 HELDOUT_FILE = "heldout.npz"
 BETA_SCHEDULES = ("linear", "exponential", "constant")
+REFITS = ("warm", "scratch")
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,10 @@ class DaggerConfig:
     beta0: float = 1.0
     beta_decay: float = 0.5
     eval_episodes: int = 256
+    eval_envs: int = 0
+    """Envs stepped at once when evaluating and drawing the held-out states; 0: `envs`, so a run
+    compiles its physics once (tens of seconds on a CPU). With few `envs` and many
+    `eval_episodes`, a larger batch here evaluates faster for the price of one more compile."""
     seed: int = 0
     episode_length: int = 0
     """Steps per episode, in collection and evaluation; 0 keeps the env's own. Shorter episodes make
@@ -99,15 +110,30 @@ class DaggerConfig:
     teacher_dtype: str = "float32"
     """What the teacher computes its actions and labels in: "bfloat16" halves its memory traffic
     and is faster on GPUs; on CPUs float32 is as fast or faster, hence the default."""
+    refit: str = "warm"
+    """How each round fits its student. "warm": round k >= 1 continues round k-1's student for
+    `refit_steps` gradient steps on batches that mix round k's rows (`refit_new_fraction` of each)
+    with a sample of the older rounds' — a cost that does not grow with the aggregate; round 0
+    fits a fresh student on its rows for max(`refit_steps`, [train] min_steps) steps. "scratch":
+    every round fits a fresh student on every row so far (the [train] table's epochs, min_steps
+    and patience), so round k costs O(k). Measured against each other in
+    benchmarks/dagger_refit.py."""
+    refit_steps: int = 1000
+    refit_new_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.beta_schedule not in BETA_SCHEDULES:
             raise DistillError(f"beta_schedule {self.beta_schedule!r}: use one of {', '.join(BETA_SCHEDULES)}")
         positive = ("rounds", "envs", "episodes_per_round", "label_chunk", "heldout_envs", "heldout_rows")
         bad = [name for name in positive if getattr(self, name) < 1]
-        if bad or self.eval_episodes < 1 or self.episode_length < 0:
+        if bad or self.eval_episodes < 1 or self.episode_length < 0 or self.eval_envs < 0:
             raise DistillError(f"{', '.join(bad) or 'eval_episodes or episode_length'}: "
-                               "counts must be >= 1 (episode_length >= 0)")
+                               "counts must be >= 1 (episode_length and eval_envs >= 0)")
+        if self.refit not in REFITS:
+            raise DistillError(f"refit {self.refit!r}: use one of {', '.join(REFITS)}")
+        if self.refit_steps < 1 or not 0.0 < self.refit_new_fraction <= 1.0:
+            raise DistillError(f"refit_steps = {self.refit_steps}, refit_new_fraction = {self.refit_new_fraction}: "
+                               "need refit_steps >= 1 and refit_new_fraction in (0, 1]")
         if self.teacher_dtype not in COMPUTE_DTYPES:
             raise DistillError(f"teacher_dtype {self.teacher_dtype!r}: use one of {', '.join(COMPUTE_DTYPES)}")
         if not (0.0 <= self.beta0 <= 1.0 and 0.0 <= self.beta_decay <= 1.0):
@@ -116,6 +142,11 @@ class DaggerConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "[distill]") -> DaggerConfig:
         return from_table(cls, d, where)
+
+    @property
+    def eval_batch(self) -> int:
+        """Envs stepped at once in evaluation."""
+        return self.eval_envs or self.envs
 
     def beta(self, round_index: int) -> float:
         if round_index == 0:
@@ -209,8 +240,9 @@ class DaggerResult:
 # --- collection --------------------------------------------------------------------------------
 @cache
 def mixed_policy(teacher_acts: bool, activation: str = "swish"):
-    """The β-mixed policy (cached, so a run's rollout compiles once per variant: β and both
-    networks' weights are parameters, not constants). Without `teacher_acts` the teacher is left
+    """The β-mixed policy (cached, so it compiles once per variant and batch size: β and both
+    networks' weights are parameters, not constants; the physics is the env's shared compiled
+    step). Without `teacher_acts` the teacher is left
     out of the loop and the student drives alone (β = 0)."""
 
     def policy(params, obs: Observation, key):
@@ -268,8 +300,8 @@ def _collect(env, teacher, student_params, beta, cfg, round_index, mesh) -> Coll
     params = sharding.replicate({"actor": teacher.actor_params, "student": student_params,
                                  "beta": jnp.asarray(beta, jnp.float32)}, mesh)
     t0 = time.perf_counter()
-    _, steps = rollout(env, mixed_policy(teacher_acts, teacher.arch.activation), steps_n, params, state,
-                       sharding.replicate(k_roll, mesh))
+    _, steps = stepwise_rollout(env, mixed_policy(teacher_acts, teacher.arch.activation), steps_n, params, state,
+                                sharding.replicate(k_roll, mesh))
     steps = sharding.gather(steps)
     rollout_s = time.perf_counter() - t0
     T, N = steps.t.shape
@@ -331,10 +363,10 @@ class HeldOutStates:
 
 
 def heldout_states(env: GoalEnv, teacher: Teacher, cfg: DaggerConfig) -> HeldOutStates:
-    k_reset, k_roll = jax.random.split(jax.random.PRNGKey(cfg.heldout_seed))
-    state = reset_batch(env, k_reset, cfg.heldout_envs)
-    _, steps = rollout(env, deterministic(teacher.act_fn, "teacher"), env.spec.episode_length,
-                       teacher.actor_params, state, k_roll)
+    """`heldout_envs` teacher-driven episodes, run `cfg.eval_batch` at a time."""
+    steps = run_episodes(env, deterministic(teacher.act_fn, "teacher"), teacher.actor_params,
+                         jax.random.PRNGKey(cfg.heldout_seed), cfg.heldout_envs, env.spec.episode_length,
+                         batch=cfg.eval_batch)
     steps = jax.device_get(steps)
     flat = lambda x: np.asarray(x).reshape(-1, np.asarray(x).shape[-1])
     teacher_obs = flat(steps.obs)
@@ -365,19 +397,31 @@ def evaluation_key(cfg: DaggerConfig) -> jax.Array:
     return jax.random.PRNGKey(cfg.seed + 10_000)
 
 
-def evaluate_student(env: GoalEnv, student: MLPStudent, key: jax.Array, episodes: int) -> EpisodeMetrics:
-    return evaluate(env, student_apply, student_params_to_jax(student), key, episodes, view="student")
+def evaluate_student(env: GoalEnv, student: MLPStudent, key: jax.Array, episodes: int,
+                     batch: int | None = None) -> EpisodeMetrics:
+    """`episodes` deterministic episodes of the student's JAX mirror, `batch` envs at a time (a run
+    passes its `envs`, so evaluation reuses the physics compiled for collection)."""
+    return evaluate(env, student_apply, student_params_to_jax(student), key, episodes, view="student", batch=batch)
 
 
-def evaluate_teacher(env: GoalEnv, teacher: Teacher, key: jax.Array, episodes: int) -> EpisodeMetrics:
-    return evaluate(env, teacher.act_fn, teacher.actor_params, key, episodes, view="teacher")
+def evaluate_teacher(env: GoalEnv, teacher: Teacher, key: jax.Array, episodes: int,
+                     batch: int | None = None) -> EpisodeMetrics:
+    return evaluate(env, teacher.act_fn, teacher.actor_params, key, episodes, view="teacher", batch=batch)
 
 
 # --- the loop --------------------------------------------------------------------------------------
-def _fit_round(preset, train_cfg, spec, dataset: Path, seed: int, log_dir: Path) -> tuple[MLPStudent, FitSummary]:
-    """A fresh student fitted on every committed row, streamed from the file (bounded memory),
-    with the validation split by episode and early stopping the train config asks for."""
-    student, fit = fit_round(dataset, preset, train_cfg, spec.student_input_dim, spec.action_dim, seed, log_dir)
+def _fit_round(preset, train_cfg, spec, dataset: Path, seed: int, log_dir: Path, cfg: DaggerConfig, k: int,
+               previous: MLPStudent | None) -> tuple[MLPStudent, FitSummary]:
+    """Round k's student. "scratch": a fresh student fitted on every committed row, streamed from
+    the file (bounded memory), with the validation split by episode and early stopping the train
+    config asks for. "warm": `previous` (None in round 0: a fresh one) continued for a bounded
+    number of steps (`distill.students.warm_fit`)."""
+    if cfg.refit == "scratch":
+        student, fit = fit_round(dataset, preset, train_cfg, spec.student_input_dim, spec.action_dim, seed, log_dir)
+    else:
+        steps = cfg.refit_steps if previous is not None else max(cfg.refit_steps, train_cfg.min_steps)
+        student, fit = fit_round_bounded(dataset, previous, preset, train_cfg, spec.student_input_dim,
+                                         spec.action_dim, k, steps, cfg.refit_new_fraction, seed, log_dir)
     return student, FitSummary(fit.loss, fit.loss_final, fit.val_loss_final, fit.best_epoch, fit.epochs, fit.steps,
                                fit.stopped_early, fit.seconds)
 
@@ -467,7 +511,7 @@ def run_dagger(
         return None
     eval_key = evaluation_key(cfg)
     t0 = time.perf_counter()
-    teacher_metrics = evaluate_teacher(env, teacher, eval_key, cfg.eval_episodes)
+    teacher_metrics = evaluate_teacher(env, teacher, eval_key, cfg.eval_episodes, cfg.eval_batch)
     log.info("teacher %s: success %.3f, time at goal %.1f/%d, final-step success %.3f (%.0f s)", teacher.name,
              teacher_metrics.success, teacher_metrics.time_at_goal, spec.episode_length,
              teacher_metrics.final_success, time.perf_counter() - t0)
@@ -498,16 +542,21 @@ def run_dagger(
         heldout = heldout_states(env, teacher, cfg)
         heldout.save(heldout_path)
 
-    if progress.rounds:
-        student = load_student(student_dir / "student")
-        log.info("resuming %s after round %d", student_dir.name, progress.rounds[-1].round)
+    fitted = bool(progress.rounds)
+    if fitted:
+        last = progress.rounds[-1].round
+        snapshot = _round_dir(student_dir, last) / "student"  # the student the next round continues
+        student = load_student(snapshot if snapshot.is_dir() else student_dir / "student")
+        log.info("resuming %s after round %d", student_dir.name, last)
     else:
         student = build_student(preset, spec.student_input_dim, spec.action_dim, seed=cfg.seed)
     channel = sharding.Channel()
     for k in range(len(progress.rounds), cfg.rounds):
-        record, student = _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path,
+        record, student = _round(env, teacher, student, fitted, preset, train_cfg, cfg, k, meta, dataset_path,
                                  student_dir, heldout, eval_key, channel)
-        save_student(student, student_dir / "student", metadata={"round": k, "teacher": teacher.name})
+        fitted = True
+        for folder in (_round_dir(student_dir, k) / "student", student_dir / "student"):
+            save_student(student, folder, metadata={"round": k, "teacher": teacher.name})
         progress.append(record)
         m, st = record.student, record.stages
         log.info("round %d: beta %.2f, %d rows, student success %.3f, time at goal %.1f, final-step %.3f, "
@@ -520,8 +569,17 @@ def run_dagger(
                         dataset=dataset_path, student_dir=student_dir)
 
 
-def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path, student_dir, heldout, eval_key, channel):
-    """Collect (unless committed already), refit on the aggregate, evaluate: one RoundRecord."""
+def _round_dir(student_dir: Path, k: int) -> Path:
+    """Round k's fit log, and its student: a resumed warm refit continues the last finished round's
+    student, even when the run stopped after `student/` was overwritten but before the round was
+    recorded."""
+    return student_dir / "fit_logs" / f"round{k}"
+
+
+def _round(env, teacher, student, fitted, preset, train_cfg, cfg, k, meta, dataset_path, student_dir, heldout,
+           eval_key, channel):
+    """Collect (unless committed already), refit, evaluate: one RoundRecord. `fitted`: whether
+    `student` is a fitted one (a warm refit continues it) or the untrained round-0 collector."""
     spec = env.spec
     beta = cfg.beta(k)
     t0 = time.perf_counter()
@@ -538,11 +596,11 @@ def _round(env, teacher, student, preset, train_cfg, cfg, k, meta, dataset_path,
         new_rows = len(collected.columns["t"])
         reader = RolloutReader(dataset_path)
     t_fit = time.perf_counter()
-    student, fit = _fit_round(preset, train_cfg, spec, dataset_path, cfg.seed + k,
-                              student_dir / "fit_logs" / f"round{k}")
+    student, fit = _fit_round(preset, train_cfg, spec, dataset_path, cfg.seed + k, _round_dir(student_dir, k), cfg,
+                              k, student if fitted else None)
     fit_s = time.perf_counter() - t_fit
     t_eval = time.perf_counter()
-    metrics = evaluate_student(env, student, eval_key, cfg.eval_episodes)
+    metrics = evaluate_student(env, student, eval_key, cfg.eval_episodes, cfg.eval_batch)
     gap = critic_gap(teacher, student, heldout, cfg.label_chunk)
     eval_s = time.perf_counter() - t_eval
     stages = StageTimes(

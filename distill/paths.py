@@ -24,3 +24,19 @@ def students_dir() -> Path:
 
 def datasets_dir() -> Path:
     return project_root() / "datasets"
+
+
+def relative_to_root(path: str | Path) -> str:
+    """`path` relative to the project root when it lies inside it (what results files record, so
+    they read the same on every machine), else as given."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(project_root()).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def from_root(path: str | Path) -> Path:
+    """The inverse of `relative_to_root`: a recorded path, anchored at the project root when relative."""
+    p = Path(path)
+    return p if p.is_absolute() else project_root() / p

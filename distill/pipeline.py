@@ -32,17 +32,6 @@ from distill.bench.latency import (
     torch_eager_latency,
 )
 from distill.bench.onnx_success import evaluate_onnx
-from distill.bench.report import (
-    RANDOM_INIT_WARNING,
-    LatencyRow,
-    RunReport,
-    StudentInfo,
-    TargetVerdict,
-    TeacherInfo,
-    VariantRecord,
-    render_markdown,
-    write_report,
-)
 from distill.bench.targets import load_target, verdict
 from distill.dagger import DaggerConfig, evaluation_key, run_dagger, run_env
 from distill.data import RolloutReader
@@ -52,7 +41,17 @@ from distill.errors import DistillError
 from distill.export.onnx_export import export_onnx
 from distill.export.precision import make_fp16, make_int8_qdq
 from distill.export.teacher_onnx import TeacherActorModule, export_teacher_actor_onnx
-from distill.paths import datasets_dir, students_dir
+from distill.paths import datasets_dir, relative_to_root, students_dir
+from distill.report import (
+    RANDOM_INIT_WARNING,
+    LatencyRow,
+    RunReport,
+    StudentInfo,
+    TeacherInfo,
+    VariantRecord,
+    render_markdown,
+    write_report,
+)
 from distill.students.mlp import MLPStudent
 from distill.students.presets import default_preset_name, get_preset, load_train_config
 from distill.teachers import load_teacher, networks
@@ -135,11 +134,11 @@ def export_all(student: MLPStudent, teacher: Teacher, student_dir: Path, dataset
 def evaluate_variants(env: GoalEnv, exports: Exports, cfg: DaggerConfig) -> tuple[VariantRecord, ...]:
     """Each exported student file driven through the run's evaluation episodes by ONNX Runtime."""
     key = evaluation_key(cfg)
-    records = [VariantRecord("fp32", str(exports.fp32), exports.fp32_err, None, 0,
-                             evaluate_onnx(env, exports.fp32, key, cfg.eval_episodes))]
+    records = [VariantRecord("fp32", relative_to_root(exports.fp32), exports.fp32_err, None, 0,
+                             evaluate_onnx(env, exports.fp32, key, cfg.eval_episodes, cfg.eval_batch))]
     for v in exports.variants:
-        records.append(VariantRecord(v.precision, str(v.path), v.max_abs_err, v.mean_abs_err, v.qdq_nodes,
-                                     evaluate_onnx(env, v.path, key, cfg.eval_episodes)))
+        records.append(VariantRecord(v.precision, relative_to_root(v.path), v.max_abs_err, v.mean_abs_err, v.qdq_nodes,
+                                     evaluate_onnx(env, v.path, key, cfg.eval_episodes, cfg.eval_batch)))
     return tuple(records)
 
 
@@ -218,7 +217,6 @@ def run_distillation(request: RunRequest) -> RunReport | None:
     latency = measure_latency(exports.fp32, exports.teacher_actor, student, teacher)
     target = load_target("go2")
     student_ort = next(r.result for r in latency if r.model == "student" and r.result.backend == "onnxruntime_cpu")
-    tv = verdict(student_ort, target)
     report = RunReport(
         run=run, env=env.spec.name, random_init=teacher.random_init, distill_version=distill.__version__,
         teacher=TeacherInfo(teacher.name, teacher.arch.actor_depth, teacher.arch.critic_depth, teacher.arch.width,
@@ -229,11 +227,10 @@ def run_distillation(request: RunRequest) -> RunReport | None:
         rounds=tuple(result.rounds),
         latency_host=f"{cpu_name()} ({platform.machine()}), jax {jax.__version__}", latency=latency,
         variants=variants,
-        target=TargetVerdict(target.name, target.budget_p99_ms, target.control_hz, student_ort.p99_ms,
-                             bool(tv["meets_budget"]), student_ort.device),
-        artifacts={"dataset": str(dataset_path), "student": str(student_dir / "student"),
-                   "student_onnx": str(exports.fp32), "teacher_actor_onnx": str(exports.teacher_actor),
-                   "report": str(student_dir / "report.md")},
+        target=verdict(student_ort, target),
+        artifacts={name: relative_to_root(path) for name, path in (
+            ("dataset", dataset_path), ("student", student_dir / "student"), ("student_onnx", exports.fp32),
+            ("teacher_actor_onnx", exports.teacher_actor), ("report", student_dir / "report.md"))},
         wall_s=time.perf_counter() - t0,
     )
     write_report(report, student_dir)

@@ -1,10 +1,22 @@
-"""Batched, jit'd rollouts of any JAX policy in an MJX env, and the episode metrics we report.
+"""Batched rollouts of any policy in an MJX env, and the episode metrics we report.
 
 A policy is a pure function `policy(params, obs, key) -> (action, extras)` where `obs` is an
 `Observation` (the teacher's and the student's view of the same states, one array twice when the
 env does not tell them apart); `extras` is a dict of per-env arrays recorded alongside each step
 (teacher labels, which policy drove, ...). Parameters are an argument, not a closure, so
-retraining a student never retraces the rollout.
+retraining a student never retraces anything.
+
+Two ways to roll out:
+- `stepwise_rollout` (what collection and evaluation use): a host loop over one jit'd, batched
+  `env.step` and one jit'd policy. An MJX step compiles in tens of seconds on a CPU and a policy
+  in about one, so compiling the physics once per (env, batch size) and sharing it between the
+  teacher, the student, the β-mix and ONNX Runtime is what makes a run start quickly. The loop
+  costs two dispatches a step.
+- `rollout`: one `lax.scan`, for use inside a jit'd program (the CRL trainer's iteration); each
+  (env, policy, num_steps, batch size) is its own compile.
+
+`run_episodes` runs any number of episodes in batches of a fixed size (the last one padded), so one
+compiled step serves every episode count.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ from functools import cache, partial
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from distill.envs.base import EnvState, GoalEnv
@@ -56,13 +69,26 @@ class Steps:
     extras: dict[str, jax.Array]
 
 
+@cache
+def batched_reset(env: GoalEnv) -> Callable[[jax.Array], EnvState]:
+    """jit(vmap(env.reset)) over [num_envs, 2] keys: one per env, so jit's cache is shared."""
+    return jax.jit(jax.vmap(env.reset))
+
+
+@cache
+def batched_step(env: GoalEnv) -> Callable[[EnvState, jax.Array], EnvState]:
+    """jit(vmap(env.step)): one per env, compiled once per batch size for every policy."""
+    return jax.jit(jax.vmap(env.step))
+
+
+@cache
+def _jit_policy(policy: Policy) -> Policy:
+    return jax.jit(policy)
+
+
 def reset_batch(env: GoalEnv, key: jax.Array, num_envs: int) -> EnvState:
-    return _reset_batch(env, key, num_envs)
-
-
-@partial(jax.jit, static_argnums=(0, 2))
-def _reset_batch(env: GoalEnv, key: jax.Array, num_envs: int) -> EnvState:
-    return jax.vmap(env.reset)(jax.random.split(key, num_envs))
+    """`num_envs` envs reset from the keys `jax.random.split(key, num_envs)`."""
+    return batched_reset(env)(jax.random.split(key, num_envs))
 
 
 def rollout(
@@ -96,6 +122,30 @@ def _rollout(env, policy, num_steps, params, state, key):
         return nxt, rec
 
     return jax.lax.scan(body, state, jax.random.split(key, num_steps))
+
+
+def stepwise_rollout(
+    env: GoalEnv, policy: Policy, num_steps: int, params: Any, state: EnvState, key: jax.Array,
+    jit_policy: bool = True,
+) -> tuple[EnvState, Steps]:
+    """What `rollout` computes, as a host loop over the env's shared compiled step (`batched_step`)
+    and the policy (jit'd once per policy unless `jit_policy` is False: a host policy, such as
+    ONNX Runtime, gets arrays and returns numpy actions). Step i's policy key is the i-th of
+    `jax.random.split(key, num_steps)`, as in `rollout`."""
+    step = batched_step(env)
+    act = _jit_policy(policy) if jit_policy else policy
+    asymmetric = env.spec.asymmetric
+    records = []
+    for step_key in jax.random.split(key, num_steps):
+        action, extras = act(params, Observation(state.obs, state.student_obs), step_key)
+        nxt = step(state, action)
+        records.append(Steps(
+            obs=state.obs, student_obs=state.student_obs if asymmetric else None, goal=state.goal,
+            action=jnp.asarray(action), t=state.t, episode=state.episode, done=nxt.done,
+            success=nxt.success, dist=nxt.dist, extras=extras,
+        ))
+        state = nxt
+    return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *records)
 
 
 @cache
@@ -172,29 +222,50 @@ def episode_metrics(done, success, dist, episode_length: int) -> EpisodeMetrics:
 
 def evaluate(
     env: GoalEnv, act: Callable[[Any, jax.Array], jax.Array], params: Any, key: jax.Array,
-    num_episodes: int, view: str = "teacher", steps: int | None = None,
+    num_episodes: int, view: str = "teacher", steps: int | None = None, batch: int | None = None,
 ) -> EpisodeMetrics:
-    """Deterministic evaluation: `num_episodes` parallel envs, one episode each, `act` reading
-    the `view` observation; `steps` shortens the episodes (default: the env's length)."""
-    return evaluate_policy(env, deterministic(act, view), params, key, num_episodes, steps)
+    """Deterministic evaluation: `num_episodes` episodes, `batch` envs at a time (default: all at
+    once), `act` reading the `view` observation; `steps` shortens the episodes (default: the
+    env's length)."""
+    return evaluate_policy(env, deterministic(act, view), params, key, num_episodes, steps, batch)
 
 
 def evaluate_policy(
     env: GoalEnv, policy: Policy, params: Any, key: jax.Array, num_episodes: int, steps: int | None = None,
+    batch: int | None = None, jit_policy: bool = True,
 ) -> EpisodeMetrics:
-    """One episode in each of `num_episodes` parallel envs; the same key gives the same goals
-    whatever the policy, so policies compare on equal terms."""
+    """One episode in each of `num_episodes` envs; the same key gives the same goals whatever the
+    policy, so policies compare on equal terms."""
     length = steps or env.spec.episode_length
-    return first_episode_metrics(run_episodes(env, policy, params, key, num_episodes, length), length)
+    return first_episode_metrics(run_episodes(env, policy, params, key, num_episodes, length, batch, jit_policy),
+                                 length)
 
 
 def run_episodes(
     env: GoalEnv, policy: Policy, params: Any, key: jax.Array, num_episodes: int, steps: int,
+    batch: int | None = None, jit_policy: bool = True,
 ) -> Steps:
-    """`steps` steps of `num_episodes` envs from reset: what `evaluate_policy` scores."""
+    """`steps` steps of `num_episodes` envs from reset (what `evaluate_policy` scores), run `batch`
+    envs at a time (default: all at once) so that every episode count uses the step compiled for
+    that batch size. Env i resets from the i-th of `jax.random.split(k_reset, num_episodes)`
+    whatever the batch, so its goal does not depend on it; the last batch is padded with copies of
+    its first env, dropped afterwards. Batch b > 0 draws its policy keys from `fold_in(k_roll, b)`."""
     k_reset, k_roll = jax.random.split(key)
-    state = reset_batch(env, k_reset, num_episodes)
-    return rollout(env, policy, steps, params, state, k_roll)[1]
+    batch = batch or num_episodes
+    keys = jax.random.split(k_reset, num_episodes)
+    parts = []
+    for b, start in enumerate(range(0, num_episodes, batch)):
+        chunk = keys[start : start + batch]
+        valid = chunk.shape[0]
+        if valid < batch:
+            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[:1], batch - valid, 0)])
+        state = batched_reset(env)(chunk)
+        _, part = stepwise_rollout(env, policy, steps, params, state,
+                                   k_roll if b == 0 else jax.random.fold_in(k_roll, b), jit_policy)
+        parts.append(part if valid == batch else jax.tree_util.tree_map(lambda x, v=valid: x[:, :v], part))
+    if len(parts) == 1:
+        return parts[0]
+    return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=1), *parts)
 
 
 @cache

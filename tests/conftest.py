@@ -1,5 +1,7 @@
-"""Shared fixtures. MJX compiles are slow on CPU, so envs and jit'd functions are built once per
-session and reused; tests use the same small env counts so compiled shapes match."""
+"""Shared fixtures. An MJX step compiles in 20-30 s on a CPU, once per (env, batch size), so every
+reacher test steps SMALL_ENVS envs at a time through the same compiled functions the library uses
+(`rollouts.batched_reset` / `batched_step`), and one `distill run` (`tiny_run`) serves every test
+of the end-to-end path: the CLI's, DAgger's, resuming, export and evaluation."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llv
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".jax_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2")
 
-SMALL_ENVS = 8
+SMALL_ENVS = 32
+"""Envs per batch in every reacher test: collection, evaluation (64 episodes are two batches),
+held-out states and the env tests share one compiled step."""
 
 
 @pytest.fixture(scope="session")
@@ -27,22 +31,32 @@ def reacher():
 
 @pytest.fixture(scope="session")
 def reacher_steps(reacher):
-    """vmap'd, jit'd reset and step of the reacher, compiled once for the whole session."""
-    import jax
+    """The reacher's batched reset and step, compiled once per session for SMALL_ENVS envs (the
+    library's own cached functions, so DAgger and evaluation reuse the compile)."""
+    from distill.rollouts import batched_reset, batched_step
 
-    return jax.jit(jax.vmap(reacher.reset)), jax.jit(jax.vmap(reacher.step))
+    return batched_reset(reacher), batched_step(reacher)
 
 
 TINY_PRESETS = """default = "mlp_2x256"
 [train]
 epochs = 2
-min_steps = 200
+min_steps = 600
 [presets.mlp_2x256]
 depth = 2
 width = 256
 """
-TINY_DISTILL = "[distill]\nrounds = 1\nenvs = 32\neval_episodes = 64\n"
-"""Shapes tests/test_dagger.py compiles too (32 envs collecting, 64 evaluation episodes)."""
+TINY_ROUNDS = 2
+TINY_DISTILL = f"""[distill]
+rounds = {TINY_ROUNDS}
+envs = {SMALL_ENVS}
+eval_episodes = {2 * SMALL_ENVS}
+heldout_envs = {SMALL_ENVS}
+heldout_rows = 512
+refit_steps = 400
+"""
+"""Two rounds of 32 envs (1,600 rows each), two evaluation batches; round 0 fits 600 steps from
+scratch, round 1 continues it for 400 (the default warm refit)."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +70,22 @@ class FinishedRun:
     stdout: str
     stderr: str
 
+    @property
+    def dataset(self) -> Path:
+        return self.root / "datasets" / "tiny" / "rollouts.h5"
+
+    @property
+    def config(self):
+        """The run's [distill] config."""
+        from distill.pipeline import load_dagger_config
+
+        return load_dagger_config(self.root / "tiny.toml")
+
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> FinishedRun:
-    """One `distill run` of the shipped reacher teacher through the real CLI, shared by the CLI
-    tests: one round, a fast-fitting student preset, in a temporary DISTILL_ROOT."""
+    """One `distill run` of the shipped reacher teacher through the real CLI, shared by the CLI and
+    DAgger tests: two rounds, a fast-fitting student preset, in a temporary DISTILL_ROOT."""
     import contextlib
     import io
     import shutil

@@ -5,9 +5,12 @@ observation everywhere: rollouts, dataset, fitting, export and evaluation."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
+from conftest import SMALL_ENVS
 
 from distill.bench.onnx_success import evaluate_onnx
 from distill.dagger import DaggerConfig, evaluate_student, evaluation_key, run_dagger
@@ -15,12 +18,19 @@ from distill.data import RolloutReader
 from distill.envs import make_env
 from distill.errors import DistillError
 from distill.export.onnx_export import export_onnx, onnx_io
+from distill.rollouts import batched_reset, batched_step
 from distill.students.mlp import build_student
 from distill.students.presets import get_preset, load_train_config
 from distill.teachers import load_teacher
 
-CFG = DaggerConfig(rounds=2, envs=32, eval_episodes=32, heldout_envs=32)
+CFG = DaggerConfig(rounds=2, envs=SMALL_ENVS, eval_episodes=SMALL_ENVS, heldout_envs=SMALL_ENVS, heldout_rows=512,
+                   refit_steps=400)
+"""One batch size for everything (the physics compiles once); a bounded warm refit in round 1."""
 PRESET = "mlp_2x256"
+
+
+def _train_config():
+    return dataclasses.replace(load_train_config(PRESET), min_steps=600)
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +53,10 @@ def test_spec_declares_both_observations(env):
 
 
 def test_state_carries_both_observations(env):
-    state = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 8))
-    state = jax.jit(jax.vmap(env.step))(state, jax.numpy.full((8, 2), 0.5))
+    state = batched_reset(env)(jax.random.split(jax.random.PRNGKey(0), SMALL_ENVS))
+    state = batched_step(env)(state, np.full((SMALL_ENVS, 2), 0.5, np.float32))
     teacher_obs, student_obs = np.asarray(state.obs), np.asarray(state.student_obs)
-    assert teacher_obs.shape == (8, 13) and student_obs.shape == (8, 8)
+    assert teacher_obs.shape == (SMALL_ENVS, 13) and student_obs.shape == (SMALL_ENVS, 8)
     np.testing.assert_allclose(student_obs, egocentric_from_teacher(teacher_obs, np.asarray(state.data.qvel[:, :2])),
                                atol=1e-6)
 
@@ -55,7 +65,7 @@ def test_state_carries_both_observations(env):
 def run(tmp_path_factory, env):
     root = tmp_path_factory.mktemp("asym")
     teacher = load_teacher("reacher_8")  # trained on `reacher`: its observation is this env's teacher observation
-    result = run_dagger(env, teacher, get_preset(PRESET), load_train_config(PRESET), CFG, root / "rollouts.h5",
+    result = run_dagger(env, teacher, get_preset(PRESET), _train_config(), CFG, root / "rollouts.h5",
                         root / "student", lineage={"test": True})
     return root, result, teacher
 
@@ -86,7 +96,7 @@ def test_student_reads_its_own_observation_and_learns(run, env):
     student = result.student
     assert student.input_dim == 8
     random_student = build_student(get_preset(PRESET), 8, 2, seed=0)
-    random_metrics = evaluate_student(env, random_student, evaluation_key(CFG), CFG.eval_episodes)
+    random_metrics = evaluate_student(env, random_student, evaluation_key(CFG), CFG.eval_episodes, CFG.eval_batch)
     trained = result.rounds[-1].student
     assert trained.time_at_goal > random_metrics.time_at_goal + 10
     assert np.isfinite(result.rounds[-1].critic_gap)
@@ -98,7 +108,7 @@ def test_exported_student_takes_the_student_observation(run, env, tmp_path):
     import onnx
 
     assert onnx_io(onnx.load(str(export.path)))["inputs"] == {"obs": [1, 8]}
-    onnx_metrics = evaluate_onnx(env, export.path, evaluation_key(CFG), CFG.eval_episodes, progress=False)
+    onnx_metrics = evaluate_onnx(env, export.path, evaluation_key(CFG), CFG.eval_episodes, CFG.eval_batch)
     mirror = result.rounds[-1].student
     assert abs(onnx_metrics.time_at_goal - mirror.time_at_goal) < 1.0
 
@@ -106,5 +116,5 @@ def test_exported_student_takes_the_student_observation(run, env, tmp_path):
 def test_teacher_of_another_observation_is_refused(env, tmp_path):
     teacher = load_teacher("ant_16", random_init=True)
     with pytest.raises(DistillError, match="teacher observation"):
-        run_dagger(env, teacher, get_preset(PRESET), load_train_config(PRESET), CFG, tmp_path / "r.h5",
+        run_dagger(env, teacher, get_preset(PRESET), _train_config(), CFG, tmp_path / "r.h5",
                    tmp_path / "s", lineage={})

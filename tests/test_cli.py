@@ -81,7 +81,7 @@ def test_every_option_shows_its_default(capsys):
 
 
 def test_help_names_the_tables_the_code_reads(capsys, tmp_path):
-    from distill.commands.eval import EVAL_EPISODES
+    from distill.commands.eval import EVAL_ENVS, EVAL_EPISODES
     from distill.dagger import DaggerConfig
     from distill.pipeline import load_dagger_config
     from distill.teachers.train_cli import config_for
@@ -99,8 +99,8 @@ def test_help_names_the_tables_the_code_reads(capsys, tmp_path):
     path.write_text(f"[{DISTILL_TABLE}]\nrounds = 3\n")
     assert load_dagger_config(str(path)).rounds == 3
 
-    assert EVAL_EPISODES == DaggerConfig().eval_episodes
-    assert f"(default: {EVAL_EPISODES})" in _help(capsys, "eval")
+    assert EVAL_EPISODES == DaggerConfig().eval_episodes and EVAL_ENVS == DaggerConfig().envs
+    assert f"(default: {EVAL_EPISODES})" in _help(capsys, "eval") and f"(default: {EVAL_ENVS})" in _help(capsys, "eval")
 
 
 # --- list commands -------------------------------------------------------------------------------
@@ -245,6 +245,26 @@ def test_run_writes_run_log_beside_its_report(tiny_run):
     assert re.search(r"=== finished .* ok$", text, re.MULTILINE)
 
 
+def test_report_records_paths_relative_to_the_project_root(tiny_run):
+    report = _report(tiny_run)
+    recorded = [*report["artifacts"].values(), *(v["path"] for v in report["variants"])]
+    assert report["artifacts"]["dataset"] == "datasets/tiny/rollouts.h5"
+    assert all(not os.path.isabs(p) for p in recorded), recorded
+    assert all((tiny_run.root / p).exists() for p in recorded)
+
+
+def test_a_sweep_reuses_a_run_finished_with_its_config(tiny_run, monkeypatch):
+    from dataclasses import replace
+
+    from distill.sweep.run import finished_run
+
+    monkeypatch.setenv("DISTILL_ROOT", str(tiny_run.root))
+    cfg = tiny_run.config
+    assert finished_run("tiny", cfg).student_success.as_dict() == _report(tiny_run)["success"]["student"]
+    assert finished_run("tiny", replace(cfg, seed=1)) is None  # another config: run it again
+    assert finished_run("no_such_run", cfg) is None
+
+
 def _figures(m: dict) -> list[str]:
     """A metrics record as the eval table prints it."""
     return [f"{m['success']:.3f}", f"{m['time_at_goal']:.1f} / {m['episode_length']}",
@@ -280,24 +300,24 @@ def test_eval_run_says_when_a_figure_differs(tiny_run, tmp_path, capsys):
 
 
 def test_eval_of_a_student_folder_or_onnx_file_on_a_runs_goals(tiny_run, capsys):
-    from distill.bench.policy_eval import evaluate_saved
+    from distill.policy_eval import evaluate_saved
 
     report = _report(tiny_run)
-    episodes = report["success"]["student"]["episodes"]
-    student = evaluate_saved(tiny_run.folder / "student", "reacher", episodes, seed=0)
+    episodes, envs = report["success"]["student"]["episodes"], tiny_run.config.envs
+    student = evaluate_saved(tiny_run.folder / "student", "reacher", episodes, seed=0, envs=envs)
     assert student.metrics.as_dict() == report["success"]["student"]  # seed 0: the run's goals
-    other = evaluate_saved(tiny_run.folder / "student", "reacher", episodes, seed=1)
+    other = evaluate_saved(tiny_run.folder / "student", "reacher", episodes, seed=1, envs=envs)
     assert other.metrics.as_dict() != student.metrics.as_dict()
 
     fp32 = next(v for v in report["variants"] if v["precision"] == "fp32")
     onnx_path = tiny_run.folder / os.path.basename(fp32["path"])
-    assert main(["eval", str(onnx_path), "--env", "reacher", "--episodes", str(episodes)]) == 0
+    assert main(["eval", str(onnx_path), "--env", "reacher", "--episodes", str(episodes), "--envs", str(envs)]) == 0
     captured = capsys.readouterr()
     assert _table(captured.out)[f"{onnx_path.name} (ONNX Runtime)"][1:] == _figures(fp32["success"])
     assert "evaluating" in captured.err
 
     assert main(["--quiet", "eval", str(tiny_run.folder / "student"), "--env", "reacher",
-                 "--episodes", str(episodes)]) == 0
+                 "--episodes", str(episodes), "--envs", str(envs)]) == 0
     captured = capsys.readouterr()
     assert captured.err == ""
     assert _table(captured.out)["student (JAX mirror)"][1:] == _figures(report["success"]["student"])
@@ -309,6 +329,7 @@ def test_eval_of_a_student_folder_or_onnx_file_on_a_runs_goals(tiny_run, capsys)
     (["{onnx}", "--env", "ant"], "31 inputs and takes 8 actions"),
     (["{folder}", "--env", "reacher"], "neither a student folder"),
     (["{onnx}", "--env", "reacher", "--episodes", "0"], "--episodes"),
+    (["{onnx}", "--env", "reacher", "--envs", "0"], "--envs"),
     (["--run", "no_such_run"], "no_such_run"),
     (["--run", "{folder}", "--env", "reacher"], "without PATH or --env"),
 ])
@@ -324,11 +345,11 @@ env = "reacher"
 actor_depth = 4
 critic_depth = 4
 width = 16
-num_envs = 4
+num_envs = 32
 unroll_length = 5
 batch_size = 16
-env_steps_per_sgd_step = 10
-total_env_steps = 80
+env_steps_per_sgd_step = 80
+total_env_steps = 640
 max_replay_size = 50
 min_replay_size = 5
 alpha_lr = 3e-3

@@ -50,9 +50,13 @@ def test_relabelled_goals_come_from_the_future_of_the_same_episode(total):
 
 
 def _tiny_cfg() -> crl.CRLConfig:
-    return crl.CRLConfig(env="reacher", actor_depth=4, critic_depth=4, width=16, num_envs=4, unroll_length=5,
-                         batch_size=16, env_steps_per_sgd_step=10, total_env_steps=80, max_replay_size=50,
-                         min_replay_size=5, alpha_lr=3e-3, eval_every=1000, checkpoint_every=1000)
+    """num_envs = SMALL_ENVS: the envs' reset is the one every reacher test compiled (disk cache)."""
+    from conftest import SMALL_ENVS
+
+    return crl.CRLConfig(env="reacher", actor_depth=4, critic_depth=4, width=16, num_envs=SMALL_ENVS,
+                         unroll_length=5, batch_size=16, env_steps_per_sgd_step=80, total_env_steps=640,
+                         max_replay_size=50, min_replay_size=5, alpha_lr=3e-3, eval_every=1000,
+                         checkpoint_every=1000)
 
 
 def test_resume_continues_identically(tmp_path, reacher):
@@ -126,20 +130,29 @@ def test_go2_teacher_trains_on_its_privileged_state():
 
 def test_random_baseline_is_written_beside_the_curve(tmp_path, capsys):
     """`distill teacher baseline`: a uniform random arm on reacher_8's evaluation goals scores far
-    below the trained teacher on time at goal and final-step success."""
+    below the trained teacher on time at goal and final-step success. Its recipe with 32 evaluation
+    episodes (`--config`), so the test steps the batch every reacher test compiles."""
     import csv
+    import tomllib
+
+    import tomli_w
+    from conftest import SMALL_ENVS
 
     from distill.cli import main
     from distill.paths import teachers_dir
     from distill.teachers.checkpoint import read_toml
 
-    assert main(["teacher", "baseline", "--name", "reacher_8", "--out", str(tmp_path)]) == 0
+    recipe = tomllib.loads((teachers_dir() / "reacher_8" / "teacher.toml").read_text())["training"]
+    recipe["config"]["eval_episodes"] = SMALL_ENVS
+    config = tmp_path / "recipe.toml"
+    config.write_text(tomli_w.dumps({"training": recipe}))
+    assert main(["teacher", "baseline", "--name", "reacher_8", "--config", str(config), "--out", str(tmp_path)]) == 0
     assert "random policy on reacher" in capsys.readouterr().out
     rows = {r["goals"]: r for r in csv.DictReader((tmp_path / "random_baseline.csv").read_text().splitlines())}
     assert set(rows) == {"curve", "final"}
     teacher = read_toml(teachers_dir() / "reacher_8")["metrics"]
     for r in rows.values():
-        assert int(r["episodes"]) == 256 and int(r["episode_length"]) == 50
+        assert int(r["episodes"]) == SMALL_ENVS and int(r["episode_length"]) == 50
         assert float(r["time_at_goal"]) < 10 < teacher["time_at_goal"]
         assert float(r["final_success"]) < 0.3 < teacher["final_success"]
     assert rows["curve"]["final_distance"] != rows["final"]["final_distance"]  # other goals

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
+import io
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from distill.cli import main
 from distill.envs import render
@@ -14,21 +14,11 @@ from distill.errors import DistillError
 
 
 def _decode_png(blob: bytes) -> np.ndarray:
-    """Reads back an 8-bit RGB PNG with filter type 0 rows (what render.png_bytes writes)."""
-    assert blob[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, {}
-    while pos < len(blob):
-        (length,) = struct.unpack(">I", blob[pos : pos + 4])
-        kind, payload = blob[pos + 4 : pos + 8], blob[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", blob[pos + 8 + length : pos + 12 + length])
-        assert crc == zlib.crc32(kind + payload) & 0xFFFFFFFF, kind
-        chunks[kind] = chunks.get(kind, b"") + payload
-        pos += 12 + length
-    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    assert (depth, colour) == (8, 2)
-    raw = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(height, 1 + 3 * width)
-    assert (raw[:, 0] == 0).all()
-    return raw[:, 1:].reshape(height, width, 3)
+    """Reads a PNG back with Pillow, which checks every chunk's CRC and the zlib stream."""
+    image = Image.open(io.BytesIO(blob))
+    assert image.format == "PNG" and image.mode == "RGB"
+    image.load()
+    return np.asarray(image)
 
 
 def test_info_reacher(capsys):
@@ -92,7 +82,12 @@ def test_render_rejects_bad_arguments(tmp_path, capsys):
 
 def test_png_writer_round_trips():
     rgb = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(_decode_png(render.png_bytes(rgb)), rgb)
+    blob = render.png_bytes(rgb)
+    np.testing.assert_array_equal(_decode_png(blob), rgb)
+    damaged = bytearray(blob)
+    damaged[len(blob) // 2] ^= 0xFF  # inside the image data: Pillow must refuse it
+    with pytest.raises((OSError, SyntaxError, ValueError)):
+        _decode_png(bytes(damaged))
 
 
 def test_render_reacher_writes_a_real_png(tmp_path, capsys):

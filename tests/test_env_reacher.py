@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
 from conftest import SMALL_ENVS
-
-from distill.envs.reacher import Reacher
 
 
 def test_spec_layout(reacher):
@@ -45,7 +41,7 @@ def test_observation_matches_mujoco_kinematics(reacher, reacher_steps):
 def test_deterministic_for_a_key(reacher_steps):
     reset, step = reacher_steps
     keys = jax.random.split(jax.random.PRNGKey(7), SMALL_ENVS)
-    action = jnp.full((SMALL_ENVS, 2), 0.3)
+    action = jnp.full((SMALL_ENVS, 2), 0.3, jnp.float32)  # not weakly typed: the compiled step's signature
     a, b = reset(keys), reset(keys)
     for _ in range(5):
         a, b = step(a, action), step(b, action)
@@ -54,22 +50,23 @@ def test_deterministic_for_a_key(reacher_steps):
     assert not np.allclose(np.asarray(a.goal), np.asarray(c.goal))
 
 
-def test_goals_inside_disk_and_resampled_on_every_reset():
-    env = Reacher()
-    env.spec = dataclasses.replace(env.spec, episode_length=3)
-    step = jax.jit(jax.vmap(env.step))
-    state = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 4))
+def test_goals_inside_disk_and_resampled_on_every_reset(reacher, reacher_steps):
+    reset, step = reacher_steps
+    length = reacher.spec.episode_length
+    state = reset(jax.random.split(jax.random.PRNGKey(0), SMALL_ENVS))
     goals, dones = [np.asarray(state.goal)], []
-    for _ in range(9):
-        state = step(state, jnp.zeros((4, 2)))
+    action = jnp.zeros((SMALL_ENVS, 2), jnp.float32)
+    for _ in range(3 * length):
+        state = step(state, action)
         goals.append(np.asarray(state.goal))
         dones.append(np.asarray(state.done))
     goals, dones = np.stack(goals), np.stack(dones)
-    assert dones[2].all() and dones[5].all() and dones[8].all() and not dones[:2].any()
+    ends = [length - 1, 2 * length - 1, 3 * length - 1]
+    assert all(dones[t].all() for t in ends) and dones.sum() == 3 * SMALL_ENVS
     assert np.all(np.linalg.norm(goals[..., :2], axis=-1) <= 0.2 + 1e-6)
-    for start in (3, 6, 9):  # each new episode draws a new goal and keeps it for the episode
+    for start in (length, 2 * length, 3 * length):  # each new episode draws a new goal and keeps it for the episode
         assert np.all(np.abs(goals[start] - goals[start - 1]).max(-1) > 1e-4)
-        assert np.allclose(goals[start - 1], goals[start - 3])
+        assert np.allclose(goals[start - 1], goals[start - length])
     assert np.all(np.asarray(state.episode) == 3)
 
 

@@ -15,8 +15,10 @@ import pytest
 from distill.envs import make_env, with_episode_length
 from distill.envs.maze import wall_boxes
 from distill.envs.point_maze import CELL, MAX_SPEED, MAZES, POSITION_NOISE, maze_map, point_asset
+from distill.rollouts import batched_reset, batched_step
 
 N = 8
+"""Envs per batch in every test here: reset and step compile once, for this batch size."""
 BALL = 0.1
 
 
@@ -59,13 +61,15 @@ def u_maze():
 
 @pytest.fixture(scope="module")
 def u_steps(u_maze):
-    return jax.jit(jax.vmap(u_maze.reset)), jax.jit(jax.vmap(u_maze.step))
+    return batched_reset(u_maze), batched_step(u_maze)
 
 
 def test_goals_and_starts_follow_d4rl(u_maze, u_steps):
     reset, _ = u_steps
-    state = reset(jax.random.split(jax.random.PRNGKey(0), 256))
-    goal, start = np.asarray(state.goal), np.asarray(state.obs[:, :2])
+    states = [reset(keys) for keys in jax.random.split(jax.random.PRNGKey(0), 256).reshape(-1, N, 2)]
+    goal = np.concatenate([np.asarray(s.goal) for s in states])
+    start = np.concatenate([np.asarray(s.obs[:, :2]) for s in states])
+    obs = np.concatenate([np.asarray(s.obs) for s in states])
     cells = u_maze.free_cells
 
     def nearest(points):
@@ -78,8 +82,8 @@ def test_goals_and_starts_follow_d4rl(u_maze, u_steps):
     _, start_cell = nearest(start)
     assert (np.linalg.norm(cells[start_cell] - goal, axis=-1) > 0.5 * CELL).all()
     assert len(np.unique(np.round(goal, 3), axis=0)) > 200  # noisy, spread over the cells
-    np.testing.assert_array_equal(np.asarray(state.obs[:, 2:4]), 0.0)
-    np.testing.assert_array_equal(np.asarray(state.obs[:, 4:]), goal)
+    np.testing.assert_array_equal(obs[:, 2:4], 0.0)
+    np.testing.assert_array_equal(obs[:, 4:], goal)
 
 
 def test_walls_hold_and_velocity_is_clipped(u_maze, u_steps):
@@ -104,22 +108,26 @@ def test_walls_hold_and_velocity_is_clipped(u_maze, u_steps):
     assert max(speeds) > 3.0  # and it did get going
 
 
-def test_deterministic_and_new_goal_on_every_reset(u_maze):
-    short = with_episode_length(u_maze, 5)
-    reset, step = jax.jit(jax.vmap(short.reset)), jax.jit(jax.vmap(short.step))
+def test_deterministic_and_new_goal_on_every_reset(u_maze, u_steps):
+    reset, step = u_steps
+    length = u_maze.spec.episode_length
     keys = jax.random.split(jax.random.PRNGKey(3), N)
-    action = jnp.full((N, 2), 0.3)
+    action = jnp.full((N, 2), 0.3, jnp.float32)
     runs = []
     for _ in range(2):
         state, goals, dones = reset(keys), [], []
-        for _ in range(12):
+        for _ in range(2 * length + 2):
             state = step(state, action)
-            goals.append(np.asarray(state.goal))
-            dones.append(np.asarray(state.done))
-        runs.append((np.stack(goals), np.stack(dones), np.asarray(state.obs)))
+            goals.append(state.goal)
+            dones.append(state.done)
+        runs.append((np.stack(jax.device_get(goals)), np.stack(jax.device_get(dones)), np.asarray(state.obs)))
     np.testing.assert_array_equal(runs[0][2], runs[1][2])
     goals, dones = runs[0][0], runs[0][1]
-    assert dones[4].all() and dones[9].all() and not dones[:4].any()
-    assert (np.abs(goals[4] - goals[3]).max(-1) > 0).all()  # every env drew a new goal at its reset
-    assert (np.abs(goals[9] - goals[8]).max(-1) > 0).all()
+    first, second = length - 1, 2 * length - 1
+    assert dones[first].all() and dones[second].all() and dones.sum() == 2 * N
+    assert (np.abs(goals[first] - goals[first - 1]).max(-1) > 0).all()  # every env drew a new goal at its reset
+    assert (np.abs(goals[second] - goals[second - 1]).max(-1) > 0).all()
+    assert (goals[first + 1 : second] == goals[first]).all()  # and kept it for the episode
+    short = with_episode_length(u_maze, 5)
     assert short.spec.episode_length == 5 and u_maze.spec.episode_length == 300
+    assert with_episode_length(u_maze, 5) is short and with_episode_length(u_maze, 0) is u_maze

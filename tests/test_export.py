@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import shlex
 from dataclasses import replace
@@ -19,7 +20,6 @@ from distill.export.onnx_export import (
     export_onnx,
     ort_session,
     run_onnx,
-    sha256_file,
     validate_onnx,
 )
 from distill.export.precision import count_qdq, make_fp16, make_int8_qdq
@@ -120,7 +120,7 @@ def test_export_graph_is_opset17_with_static_obs_and_action(trained):
     assert [d.dim_value for d in out.type.tensor_type.shape.dim] == [1, ACT_DIM]
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert {n.op_type for n in model.graph.node} >= {"Sub", "Div", "Gemm", "Elu", "Tanh"}
-    assert result.sha256 == sha256_file(result.path)
+    assert result.sha256 == hashlib.sha256(result.path.read_bytes()).hexdigest()
     assert not list(result.path.parent.glob("*.tmp"))
 
 
@@ -157,7 +157,7 @@ def test_fp16_variant_runs_in_ort_and_stays_close(trained, variants):
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
     assert 0 < variant.max_abs_err < 1e-2 and variant.mean_abs_err <= variant.max_abs_err
-    assert variant.n_rows == 256 and variant.sha256 == sha256_file(variant.path)
+    assert variant.n_rows == 256 and variant.sha256 == hashlib.sha256(variant.path.read_bytes()).hexdigest()
     assert run_onnx(ort_session(variant.path), obs[:4]).shape == (4, ACT_DIM)
 
 

@@ -19,7 +19,7 @@ from distill.bench.latency import (
     torch_cuda_graph_latency,
     torch_eager_latency,
 )
-from distill.bench.targets import load_target, verdict
+from distill.bench.targets import TargetVerdict, load_target, verdict
 from distill.errors import DistillError
 from distill.export.onnx_export import export_onnx
 from distill.students.jax_mirror import student_apply, student_params_to_jax
@@ -119,7 +119,9 @@ def test_verdict_against_the_budget():
     fast = LatencyResult("onnxruntime_cpu", 0.1, 0.4, 0.15, 1000, "cpu")
     slow = LatencyResult("onnxruntime_cpu", 0.9, 2.5, 1.0, 1000, "cpu")
     ok, late = verdict(fast, target), verdict(slow, target)
-    assert ok["meets_budget"] and ok["headroom_ms"] == pytest.approx(target.budget_p99_ms - 0.4)
-    assert not late["meets_budget"] and late["headroom_ms"] < 0
-    assert late["period_used"] == pytest.approx(2.5 / target.period_ms)
-    assert ok["measured_on"] == "cpu" and ok["target"] == "go2"
+    assert isinstance(ok, TargetVerdict)
+    assert ok.meets_budget and ok.headroom_ms == pytest.approx(target.budget_p99_ms - 0.4)
+    assert not late.meets_budget and late.headroom_ms < 0
+    assert late.period_used == pytest.approx(2.5 / target.period_ms)
+    assert late.budget_used == pytest.approx(2.5 / target.budget_p99_ms)
+    assert ok.measured_on == "cpu" and ok.name == "go2" and ok.student_p99_ms == 0.4

@@ -18,7 +18,7 @@ import onnx
 import pytest
 from conftest import TINY_DISTILL, TINY_PRESETS
 
-from distill.bench.report import RunReport
+from distill.report import RunReport
 from distill.cli import main
 from distill.data import RolloutReader
 from distill.data.validate import validate_dataset

@@ -12,6 +12,7 @@ import ast
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,26 +23,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 import distill
 from distill.bench.device_timings import device_verdict, load_device_timings
 from distill.bench.latency import LatencyResult
-from distill.bench.report import (
-    LatencyRow,
-    RunReport,
-    StudentInfo,
-    TargetVerdict,
-    TeacherInfo,
-    VariantRecord,
-    write_report,
-)
-from distill.bench.targets import load_target
+from distill.bench.targets import TargetVerdict, load_target
 from distill.cli import main as distill_main
 from distill.data import DatasetMeta, RolloutWriter
 from distill.envs import make_env
 from distill.errors import DistillError
 from distill.export.onnx_export import export_onnx
 from distill.export.precision import make_fp16, make_int8_qdq
+from distill.report import (
+    LatencyRow,
+    RunReport,
+    StudentInfo,
+    TeacherInfo,
+    VariantRecord,
+    write_report,
+)
 from distill.rollouts import EpisodeMetrics
 from distill.ship.bundle import build_bundle
 from distill.ship.gate import ReadinessVerdict, refusal_reasons
@@ -247,9 +248,20 @@ def test_run_policy_replay_fails_on_wrong_actions_and_names_the_row(unpacked, tm
 
 
 def test_run_policy_bench_reports_against_the_budget(unpacked):
-    proc = robot_python(unpacked, "--bench", "50", "--onnx")
-    assert proc.returncode in (0, 1), proc.stderr
-    assert proc.stdout.startswith(("PASS: act() p99", "FAIL: act() p99")) and "vs budget 1 ms" in proc.stdout
+    """The verdict follows the measured p99 and the budget: a budget no call can miss passes (exit
+    0), one no call can meet fails (exit 1); by default the target's budget is named."""
+    generous = robot_python(unpacked, "--bench", "50", "--onnx", "--budget-ms", "60000")
+    assert generous.returncode == 0, generous.stdout + generous.stderr
+    assert generous.stdout.startswith("PASS: act() p99") and "vs budget 60000 ms" in generous.stdout
+    impossible = robot_python(unpacked, "--bench", "50", "--onnx", "--budget-ms", "1e-9")
+    assert impossible.returncode == 1, impossible.stdout + impossible.stderr
+    assert impossible.stdout.startswith("FAIL: act() p99") and "vs budget 1e-09 ms" in impossible.stdout
+    p99 = float(re.search(r"p99 ([0-9.]+) ms", generous.stdout).group(1))
+    assert 0 < p99 < 60000
+    default = robot_python(unpacked, "--bench", "20", "--onnx")
+    word = "PASS" if float(re.search(r"p99 ([0-9.]+) ms", default.stdout).group(1)) <= 1.0 else "FAIL"
+    assert default.stdout.startswith(f"{word}: act() p99") and "vs budget 1 ms" in default.stdout
+    assert default.returncode == (0 if word == "PASS" else 1)
 
 
 def test_run_policy_is_importable_as_the_controllers_library(unpacked):
@@ -334,7 +346,7 @@ def robot_venv(tmp_path_factory) -> Path:
     made = subprocess.run([python, "-m", "venv", str(venv)], check=False, capture_output=True, text=True,
                           timeout=120, env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")})
     assert made.returncode == 0, made.stderr
-    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "numpy", "onnxruntime"],
+    pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile", "numpy", "onnxruntime"],
                          check=False, capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr
     return venv / "bin" / "python"
@@ -361,7 +373,6 @@ def test_shipped_script_carries_the_one_trtexec_parser(unpacked):
 
 # --- deploy.yaml -----------------------------------------------------------------------------
 def test_deploy_yaml_parses_back_to_the_record(shipped, unpacked):
-    yaml = pytest.importorskip("yaml")
     doc = yaml.safe_load((unpacked / "deploy.yaml").read_text())
     assert doc == shipped.deploy.to_tree()
     assert doc["format"] == "distill.deploy/1" and doc["env"] == "go2" and doc["forced"] is False
@@ -389,7 +400,6 @@ def test_yaml_writer_quotes_what_a_reader_would_misread():
     for line in ('"yes": "yes"', 'num: "1.0"', "tiny: 1.0e-05", "big: 1.0e+20", "empty: []", "none: null",
                  "flag: true", "path: datasets/run/rollouts.h5", 'date: "2026-11-24"', '"inf": .inf'):
         assert line in text.splitlines(), line
-    yaml = pytest.importorskip("yaml")
     assert yaml.safe_load(text) == tree
 
 

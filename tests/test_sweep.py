@@ -7,30 +7,29 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-import matplotlib.image
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from distill.bench.latency import LatencyResult
-from distill.bench.report import TeacherInfo
-from distill.bench.sweep import (
+from distill.dagger import DaggerConfig
+from distill.report import TeacherInfo
+from distill.rollouts import EpisodeMetrics
+from distill.ship.robot.trtexec_summary import DeviceTiming
+from distill.students.mlp import MLPStudent
+from distill.sweep.files import write_sweep
+from distill.sweep.records import (
     SWEEP_JSON,
     SWEEP_MD,
     SWEEP_PNG,
     SweepEntry,
     SweepReport,
-    SweepRequest,
     attach_device_timings,
     mlp_flops,
     render_sweep,
-    run_sweep,
-    write_sweep,
 )
-from distill.dagger import DaggerConfig
-from distill.rollouts import EpisodeMetrics
-from distill.ship.robot.trtexec_summary import DeviceTiming
-from distill.students.mlp import MLPStudent
+from distill.sweep.run import SweepRequest, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,11 +95,40 @@ def test_robot_timings_join_by_file_hash_and_decide_the_budget():
 def test_written_table_json_and_png(tmp_path):
     sweep = _sweep(ENTRIES)
     written = write_sweep(sweep, tmp_path / "sweep", tmp_path / "results")
-    assert {p.name for p in written} >= {SWEEP_JSON, SWEEP_MD, SWEEP_PNG, "sweep_t_cpu.png", "sweep_t_cpu.md"}
+    assert {p.name for p in written} == {SWEEP_JSON, SWEEP_MD, SWEEP_PNG, "sweep_t_cpu.json", "sweep_t_cpu.md",
+                                         "sweep_t_cpu.png"}
     assert SweepReport.load(tmp_path / "sweep") == sweep
-    image = matplotlib.image.imread(tmp_path / "sweep" / SWEEP_PNG)
-    assert image.shape[0] > 400 and image.shape[1] > 600
-    assert image[..., :3].std() > 0.05  # something was drawn
+    with Image.open(tmp_path / "sweep" / SWEEP_PNG) as png:
+        assert png.format == "PNG" and png.width > 600 and png.height > 400
+        image = np.asarray(png.convert("RGB"), dtype=np.float64) / 255
+    assert image.std() > 0.05  # something was drawn
+    assert (tmp_path / "results" / "sweep_t_cpu.png").read_bytes() == (tmp_path / "sweep" / SWEEP_PNG).read_bytes()
+
+
+def test_results_are_named_by_the_device_the_latencies_were_measured_on(tmp_path):
+    """A sweep timed with CUDA graphs keeps its `_cuda` name when re-written on a CPU-only host
+    (as `distill bench --device-timings` does), and never overwrites the CPU sweep."""
+    gpu = dataclasses.replace(_sweep(ENTRIES), entries=tuple(
+        dataclasses.replace(e, cuda_graph=LatencyResult("torch_cuda_graph", 0.01, 0.02, 0.01, 100, "test GPU"))
+        if e.precision == "fp32" else e for e in ENTRIES))
+    assert gpu.latency_device == "cuda" and _sweep(ENTRIES).latency_device == "cpu"
+    write_sweep(_sweep(ENTRIES), tmp_path / "cpu", tmp_path / "results")
+    written = write_sweep(gpu, tmp_path / "gpu", tmp_path / "results")
+    assert {p.name for p in written if p.parent.name == "results"} == {"sweep_t_cuda.json", "sweep_t_cuda.md",
+                                                                        "sweep_t_cuda.png"}
+    assert SweepReport.load(tmp_path / "gpu").latency_device == "cuda"  # recorded in the sweep's data
+    assert {p.name for p in (tmp_path / "results").iterdir()} >= {"sweep_t_cpu.json", "sweep_t_cuda.json"}
+
+
+def test_recorded_paths_are_relative_to_the_project_root(tmp_path, monkeypatch):
+    from distill.paths import from_root, relative_to_root
+
+    monkeypatch.setenv("DISTILL_ROOT", str(tmp_path))
+    inside = tmp_path / "students" / "run" / "student.onnx"
+    assert relative_to_root(inside) == "students/run/student.onnx"
+    assert from_root("students/run/student.onnx") == inside
+    outside = tmp_path.parent / "elsewhere.onnx"
+    assert relative_to_root(outside) == str(outside) and from_root(str(outside)) == outside
 
 
 @pytest.mark.slow
@@ -119,7 +147,12 @@ def test_a_real_two_preset_sweep(tmp_path, monkeypatch):
     assert big > 50 * small
     assert sweep.teacher_success.time_at_goal > 30
     assert (tmp_path / "results" / "sweep_reacher_8_cpu.png").is_file()
+    assert all(not Path(e.file).is_absolute() for e in sweep.entries)  # relative to the project root
+    run_files = sorted((tmp_path / "students" / f"{sweep.name}-mlp_1x32").iterdir())
+    stamps = {p.name: p.stat().st_mtime_ns for p in run_files}
     again = run_sweep(SweepRequest(teacher=str(ROOT / "teachers" / "reacher_8"), presets=("mlp_1x32",),
                                    config=cfg, latency_calls=50, results_dir=tmp_path / "results"))
     fp32 = lambda s: next(e for e in s.entries if e.preset == "mlp_1x32" and e.precision == "fp32")
-    assert fp32(again).success == fp32(sweep).success  # the finished run was reused, not redone
+    assert fp32(again).success == fp32(sweep).success
+    # reused, not redone: not one file of the finished run was written again
+    assert {p.name: p.stat().st_mtime_ns for p in run_files} == stamps

@@ -8,6 +8,7 @@ import pytest
 
 from distill.cli import main
 from distill.errors import DistillError
+from distill.hashing import sha256_file
 from distill.teachers import checkpoint, load_teacher, networks
 
 
@@ -25,7 +26,7 @@ def test_round_trip_is_exact(saved):
     directory, arch, actor, _ = saved
     t = load_teacher(directory)
     assert t.arch == arch and t.env == "reacher" and t.manifest.metrics.success == 0.5
-    assert t.weights_identity == checkpoint.sha256_file(directory / checkpoint.WEIGHTS_NAME)
+    assert t.weights_identity == sha256_file(directory / checkpoint.WEIGHTS_NAME)
     for a, b in zip(jax.tree_util.tree_leaves(actor), jax.tree_util.tree_leaves(t.actor_params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     obs = np.random.default_rng(0).normal(size=(4, 13)).astype(np.float32)

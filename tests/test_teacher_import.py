@@ -22,6 +22,7 @@ import pytest
 from distill.cli import main
 from distill.envs import make_env
 from distill.errors import DistillError
+from distill.hashing import sha256_file
 from distill.teachers import checkpoint, load_teacher, networks
 from distill.teachers.importer import SCALING_CRL_ENV_DIMS, import_scaling_crl, read_checkpoint
 from distill.teachers.info import describe, param_counts
@@ -126,7 +127,7 @@ def test_toml_records_architecture_and_provenance(stem, imported, fixtures_dir, 
     assert prov["source_sha256"] == hashlib.sha256(pkl.read_bytes()).hexdigest()
     assert prov["format"] == "scaling-crl pickle"
     assert prov["distill_version"] and prov["imported_at"]
-    assert imported[stem].weights_identity == doc["weights"]["sha256"] == checkpoint.sha256_file(root / "teachers" / stem / checkpoint.WEIGHTS_NAME)
+    assert imported[stem].weights_identity == doc["weights"]["sha256"] == sha256_file(root / "teachers" / stem / checkpoint.WEIGHTS_NAME)
     assert not (REPO / "teachers" / stem).exists()
 
 
@@ -150,7 +151,7 @@ def test_refuses_to_overwrite_without_force(imported, fixtures_dir, root, capsys
     assert main(argv + ["--force"]) == 0
     assert checkpoint.read_toml(toml.parent)["provenance"][
         "source_sha256"
-    ] == checkpoint.sha256_file(fixtures_dir / f"{stem}.pkl")
+    ] == sha256_file(fixtures_dir / f"{stem}.pkl")
 
 
 def test_dims_from_flags_and_mismatches(root, fixtures_dir):

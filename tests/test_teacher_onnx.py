@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 import jax
@@ -14,7 +15,7 @@ from onnx import numpy_helper
 
 from distill.bench.latency import ort_latency
 from distill.errors import DistillError
-from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, ort_session, run_onnx, sha256_file
+from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, ort_session, run_onnx
 from distill.export.teacher_onnx import (
     PARITY_TOL,
     TeacherActorModule,
@@ -53,23 +54,26 @@ def exported_param_count(path) -> int:
     return sum(numpy_helper.to_array(t).size for t in onnx.load(str(path)).graph.initializer)
 
 
+SHAPES = ((4, 32), (8, 32), (12, 32), (12, 64))
+"""(depth, width): one to three residual blocks, and both widths (each export compiles the JAX
+actor for its parity check, so no more shapes than that)."""
+
+
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
     """Each (depth, width) exported once; the export itself already asserted parity."""
     out = tmp_path_factory.mktemp("teacher_onnx")
     built = {}
-    for depth in (4, 8, 12):
-        for width in (32, 64):
-            teacher = make_teacher(depth, width, seed=depth + width)
-            built[depth, width] = (
-                teacher,
-                export_teacher_actor_onnx(teacher, out / f"t{depth}x{width}" / "actor.onnx"),
-            )
+    for depth, width in SHAPES:
+        teacher = make_teacher(depth, width, seed=depth + width)
+        built[depth, width] = (
+            teacher,
+            export_teacher_actor_onnx(teacher, out / f"t{depth}x{width}" / "actor.onnx"),
+        )
     return built
 
 
-@pytest.mark.parametrize("depth", [4, 8, 12])
-@pytest.mark.parametrize("width", [32, 64])
+@pytest.mark.parametrize("depth, width", SHAPES)
 def test_onnx_actor_matches_jax_teacher(exports, depth, width):
     teacher, result = exports[depth, width]
     assert result.max_abs_err <= PARITY_TOL
@@ -162,7 +166,7 @@ def test_graph_io_opset_metadata_and_weights_once(exports):
         and meta["distill.width"] == "32"
     )
     assert (result.input_dim, result.action_dim) == (OBS + GOAL, ACT)
-    assert result.sha256 == sha256_file(result.path)
+    assert result.sha256 == hashlib.sha256(result.path.read_bytes()).hexdigest()
     assert not list(result.path.parent.glob("*.tmp"))
 
 
@@ -189,8 +193,8 @@ def test_export_from_a_saved_checkpoint(tmp_path):
 
 
 def test_parity_check_rejects_another_teachers_file(exports):
-    _, result = exports[8, 64]
-    other = make_teacher(8, 64, seed=999)
+    _, result = exports[12, 64]
+    other = make_teacher(12, 64, seed=999)
     with pytest.raises(DistillError, match="differs from the JAX teacher"):
         check_teacher_parity(result.path, other)
 

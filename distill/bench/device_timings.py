@@ -8,12 +8,11 @@ profile's budget, as a record the latency sweep's table and plot can carry besid
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from distill.bench.targets import TargetProfile, load_target
+from distill.bench.targets import TargetProfile
 from distill.errors import DistillError
 from distill.ship.robot.trtexec_summary import DeviceTiming, TrtexecParseError, parse_trtexec_log
 
@@ -59,29 +58,3 @@ def device_verdict(timing: DeviceTiming, target: TargetProfile, source: Path) ->
         meets_budget=timing.meets(target.budget_p99_ms), headroom_ms=target.budget_p99_ms - timing.p99_ms,
         period_used=timing.p99_ms / target.period_ms,
     )
-
-
-def bench_command(args: argparse.Namespace) -> int:
-    if not args.device_timings:
-        raise DistillError("nothing to do; pass --device-timings FILE (the device_timings.json build_engine.sh wrote)")
-    target = load_target(args.target)
-    timings = [load_device_timings(name) for name in args.device_timings]
-    for name, timing in zip(args.device_timings, timings):
-        print(device_verdict(timing, target, Path(name)).line())
-    if args.sweep:
-        from distill.bench.sweep import (
-            SweepReport,
-            attach_device_timings,
-            render_sweep,
-            write_sweep,
-        )
-        from distill.paths import project_root, students_dir
-
-        folder = Path(args.sweep) if Path(args.sweep).is_dir() else students_dir() / args.sweep
-        sweep, unmatched = attach_device_timings(SweepReport.load(folder), timings)
-        for t in unmatched:
-            print(f"no file of sweep {sweep.name} has sha256 {t.model_sha256[:12] or '(none recorded)'}… "
-                  f"(bundle {t.bundle or '?'}): not added to its table")
-        write_sweep(sweep, folder, project_root() / "benchmarks" / "results")
-        print(render_sweep(sweep))
-    return 0

@@ -6,11 +6,13 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from distill.bench.latency import LatencyResult
 from distill.errors import DistillError
 from distill.paths import project_root
+
+if TYPE_CHECKING:
+    from distill.bench.latency import LatencyResult
 
 
 @dataclass(frozen=True)
@@ -77,19 +79,38 @@ def load_target(name_or_path: str | Path) -> TargetProfile:
         raise DistillError(f"{path}: missing or malformed field {exc}; see benchmarks/targets/go2.toml") from None
 
 
-def verdict(result: LatencyResult, target: TargetProfile) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TargetVerdict:
+    """A batch-1 latency measurement set against a target's budget (a run's report holds the
+    student's)."""
+
+    name: str
+    """The target profile's name."""
+    budget_p99_ms: float
+    control_hz: float
+    student_p99_ms: float
+    """The measured p99."""
+    meets_budget: bool
+    measured_on: str
+    """The device the measurement ran on (`LatencyResult.device`)."""
+    note: str = "measured on this host's CPU, not the robot: rebuild and time on the Jetson"
+
+    @property
+    def headroom_ms(self) -> float:
+        return self.budget_p99_ms - self.student_p99_ms
+
+    @property
+    def budget_used(self) -> float:
+        return self.student_p99_ms / self.budget_p99_ms
+
+    @property
+    def period_used(self) -> float:
+        """p99 as a fraction of the control period."""
+        return self.student_p99_ms * self.control_hz / 1000.0
+
+
+def verdict(result: LatencyResult, target: TargetProfile) -> TargetVerdict:
     """Whether the measured p99 fits the target's budget, and by how much."""
-    return {
-        "target": target.name,
-        "target_device": target.device,
-        "backend": result.backend,
-        "measured_on": result.device,
-        "median_ms": result.median_ms,
-        "p99_ms": result.p99_ms,
-        "budget_p99_ms": target.budget_p99_ms,
-        "meets_budget": result.p99_ms <= target.budget_p99_ms,
-        "headroom_ms": target.budget_p99_ms - result.p99_ms,
-        "budget_used": result.p99_ms / target.budget_p99_ms,
-        "period_ms": target.period_ms,
-        "period_used": result.p99_ms / target.period_ms,
-    }
+    return TargetVerdict(name=target.name, budget_p99_ms=target.budget_p99_ms, control_hz=target.control_hz,
+                         student_p99_ms=result.p99_ms, meets_budget=result.p99_ms <= target.budget_p99_ms,
+                         measured_on=result.device)

@@ -10,6 +10,8 @@ from distill.errors import DistillError
 
 EVAL_EPISODES = 256
 """As `distill run` evaluates (DaggerConfig.eval_episodes; a test holds the two equal)."""
+EVAL_ENVS = 128
+"""Envs stepped at once, as `distill run` does by default (DaggerConfig.envs; a test holds the two equal)."""
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,7 @@ HEADER = ("policy", "success", "time at goal", "final-step", "final distance", "
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from distill.bench.policy_eval import evaluate_run, evaluate_saved
+    from distill.policy_eval import evaluate_run, evaluate_saved
 
     if args.run:
         if args.path or args.env:
@@ -38,9 +40,9 @@ def _eval(args: argparse.Namespace) -> int:
         return 1
     if not args.path or not args.env:
         raise DistillError("give PATH (a student folder or .onnx file) with --env ENV, or --run RUN")
-    if args.episodes < 1:
-        raise DistillError(f"--episodes must be >= 1, got {args.episodes}")
-    result = evaluate_saved(args.path, args.env, args.episodes, args.seed, backend=args.backend)
+    if args.episodes < 1 or args.envs < 1:
+        raise DistillError(f"--episodes and --envs must be >= 1, got {args.episodes} and {args.envs}")
+    result = evaluate_saved(args.path, args.env, args.episodes, args.seed, envs=args.envs, backend=args.backend)
     print(format_table(HEADER, [[result.label, *_figures(result.metrics)]]))
     return 0
 
@@ -53,7 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--env", help="env to evaluate PATH in (default: none; required with PATH)")
     ev.add_argument("--backend", default=None,
                     help="physics backend for PATH (default: the env's own; spring for the paper's tasks)")
-    ev.add_argument("--episodes", type=int, default=EVAL_EPISODES, help="episodes, one per parallel env")
+    ev.add_argument("--episodes", type=int, default=EVAL_EPISODES, help="episodes, one per env")
+    ev.add_argument("--envs", type=int, default=EVAL_ENVS,
+                    help="envs stepped at once; the run's [distill] envs reproduces its figures exactly")
     ev.add_argument("--seed", type=int, default=0,
                     help="goals: those a `distill run` with this [distill] seed evaluates on")
     ev.add_argument("--run", help="re-evaluate a finished run (name under students/, or its folder): its student "

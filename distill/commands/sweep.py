@@ -6,8 +6,9 @@ import argparse
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from distill.bench.sweep import SweepRequest, render_sweep, run_sweep
     from distill.pipeline import load_dagger_config
+    from distill.sweep.records import render_sweep
+    from distill.sweep.run import SweepRequest, run_sweep
 
     presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
     sweep = run_sweep(SweepRequest(teacher=args.teacher, presets=presets, config=load_dagger_config(args.config),
@@ -18,7 +19,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from distill.bench.sweep import DEFAULT_PRESETS
+    from distill.sweep import DEFAULT_PRESETS
 
     sweep = sub.add_parser("sweep", help="distil several student presets and set latency against success",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)

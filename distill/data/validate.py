@@ -31,6 +31,7 @@ from distill.data.schema import (
 )
 from distill.data.stream import RowStream
 from distill.errors import DistillError
+from distill.hashing import sha256_file
 
 FINITE_COLUMNS = ("obs", "teacher_obs", "teacher_action", "teacher_mean", "teacher_log_std")
 """Float columns the student or teacher reads: a NaN or inf in one of them poisons a fit."""
@@ -132,7 +133,6 @@ def _check_commit(f: h5py.File, path: Path, committed: int) -> None:
 
 
 def _teacher_check(name: str, path: Path, meta: DatasetMeta, f: h5py.File) -> TeacherCheck:
-    from distill.teachers import checkpoint
     from distill.teachers.manifest import read_manifest
     from distill.teachers.teacher import resolve_teacher_dir
 
@@ -150,7 +150,7 @@ def _teacher_check(name: str, path: Path, meta: DatasetMeta, f: h5py.File) -> Te
                            "dims; this dataset is not for this teacher")
     # the weights file itself, hashed here: a random-init dataset ("random-init:<seed>") or one
     # labelled by other weights never matches
-    sha = checkpoint.sha256_file(manifest.weights_path) if manifest.weights_path.is_file() else None
+    sha = sha256_file(manifest.weights_path) if manifest.weights_path.is_file() else None
     return TeacherCheck(name, width, arch.action_dim, sha == meta.teacher_sha256)
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import io
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from dataclasses import dataclass
 
 import jax
@@ -183,25 +182,12 @@ def render_state(
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
-    """A PNG (8-bit RGB, no filtering) of an image: no imaging library needed."""
-    height, width, _ = rgb.shape
-    rows = np.concatenate([np.zeros((height, 1), np.uint8), rgb.reshape(height, -1)], axis=1)
+    """An 8-bit RGB PNG of an [H, W, 3] uint8 image, encoded by Pillow."""
+    from PIL import Image
 
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(payload))
-            + kind
-            + payload
-            + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
-        + chunk(b"IEND", b"")
-    )
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(buf, format="PNG")
+    return buf.getvalue()
 
 
 # --- command -------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ full check and the TensorRT 8.5 readiness check (distill.export.trt_readiness).
 from __future__ import annotations
 
 import copy
-import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import distill
 from distill.atomic import atomic_path
 from distill.errors import DistillError
 from distill.export.trt_readiness import default_opset, require_tensorrt85
+from distill.hashing import sha256_file
 from distill.students.mlp import MLPStudent
 
 INPUT_NAME = "obs"
@@ -45,14 +45,6 @@ class ExportResult:
     opset: int
     input_dim: int
     action_dim: int
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def ort_session(onnx_path: str | Path, threads: int = 1) -> ort.InferenceSession:

@@ -34,9 +34,9 @@ from distill.export.onnx_export import (
     onnx_io,
     ort_session,
     run_onnx,
-    sha256_file,
     validate_onnx,
 )
+from distill.hashing import sha256_file
 
 MAX_CALIBRATION_ROWS = 2048
 DEFAULT_EVAL_ROWS = 256

@@ -30,9 +30,9 @@ from distill.export.onnx_export import (
     check_graph,
     ort_session,
     run_onnx,
-    sha256_file,
     write_onnx,
 )
+from distill.hashing import sha256_file
 from distill.teachers.networks import ACTIVATIONS, LAYER_NORM_EPS, Params
 from distill.teachers.teacher import Teacher, as_numpy
 

@@ -9,7 +9,6 @@ ship leaves nothing behind.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tarfile
 import time
@@ -23,13 +22,13 @@ from distill.atomic import atomic_path
 from distill.bench.targets import TargetProfile, load_target
 from distill.envs import make_env
 from distill.errors import DistillError
-from distill.export.onnx_export import sha256_file
 from distill.export.tensorrt import (
     DEFAULT_WORKSPACE_MB,
     PRECISIONS,
     TRTEXEC,
     trtexec_precision_flags,
 )
+from distill.hashing import sha256_bytes, sha256_file
 from distill.ship.deploy import DeployDescription, ShipDecision, describe_deployment, model_section
 from distill.ship.gate import refusal_reasons, tensorrt_readiness
 from distill.ship.inputs import ShipInputs, load_ship_inputs
@@ -89,7 +88,7 @@ def _npy(array: np.ndarray) -> bytes:
 
 def checksums(contents: Mapping[str, bytes]) -> bytes:
     """`sha256sum -c` lines ("<hex>  <name>") for every file, sorted by name."""
-    lines = [f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(contents.items())]
+    lines = [f"{sha256_bytes(data)}  {name}\n" for name, data in sorted(contents.items())]
     return "".join(lines).encode()
 
 

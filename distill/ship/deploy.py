@@ -23,7 +23,8 @@ from distill.data.schema import utc_now_iso
 from distill.envs.base import ActionSemantics, GoalEnv
 from distill.envs.describe import obs_groups
 from distill.errors import DistillError
-from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_io, sha256_file
+from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_io
+from distill.hashing import sha256_file
 from distill.paths import project_root
 from distill.ship.gate import ReadinessVerdict
 from distill.ship.inputs import ShipInputs

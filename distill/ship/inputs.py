@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from distill.bench.report import REPORT_JSON, RunReport
 from distill.data import DatasetMeta, RolloutReader
 from distill.errors import DistillError
 from distill.paths import datasets_dir
+from distill.report import REPORT_JSON, RunReport
 from distill.students.checkpoint import read_student_toml
 
 STUDENT_DIR = "student"

@@ -4,7 +4,6 @@ folder alone and a swapped weights file is refused."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from safetensors.torch import save as st_save
 from distill.artifacts import read_toml, read_verified
 from distill.atomic import write_bytes_atomic, write_text_atomic
 from distill.errors import DistillError
+from distill.hashing import sha256_bytes
 from distill.students.mlp import ACTIVATION, MLPStudent
 
 TOML_NAME = "student.toml"
@@ -34,7 +34,7 @@ def save_student(student: MLPStudent, directory: str | Path, metadata: dict[str,
     doc: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "arch": student.config(),
-        "weights": {"file": WEIGHTS_NAME, "sha256": hashlib.sha256(blob).hexdigest(), "format": "safetensors"},
+        "weights": {"file": WEIGHTS_NAME, "sha256": sha256_bytes(blob), "format": "safetensors"},
         "num_params": student.num_params(),
     }
     if metadata:

@@ -17,17 +17,14 @@ import torch
 from torch import nn
 
 from distill.errors import DistillError
+from distill.students.loss_names import LOSS_COLUMNS, LOSSES, check_loss
 from distill.students.mlp import MLPStudent
+
+__all__ = ["LOSSES", "LOSS_COLUMNS", "TrainForward", "batch_loss", "check_loss", "kl", "mse", "per_row_loss"]
 
 if TYPE_CHECKING:
     from distill.students.sources import Batch
 
-LOSS_COLUMNS: dict[str, tuple[str, ...]] = {
-    "mse": ("teacher_action",),
-    "kl": ("teacher_mean", "teacher_log_std"),
-}
-"""The label columns each loss reads."""
-LOSSES = tuple(LOSS_COLUMNS)
 
 
 def mse(outputs: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
@@ -43,12 +40,6 @@ def kl(outputs: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:
 
 
 _FUNCTIONS = {"mse": mse, "kl": kl}
-
-
-def check_loss(name: str) -> str:
-    if name not in LOSS_COLUMNS:
-        raise DistillError(f"loss {name!r}: use one of {', '.join(LOSSES)}")
-    return name
 
 
 def per_row_loss(name: str, outputs: tuple[torch.Tensor, ...], batch: Batch) -> torch.Tensor:

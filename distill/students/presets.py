@@ -15,7 +15,7 @@ from typing import Any
 from distill.artifacts import read_toml
 from distill.errors import DistillError
 from distill.paths import students_dir
-from distill.students.losses import LOSSES
+from distill.students.loss_names import LOSSES
 
 PRESETS_FILE = "presets.toml"
 SUPPORTED_ACTIVATIONS = ("elu",)

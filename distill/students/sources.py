@@ -19,7 +19,7 @@ import torch
 from distill.data.split import training_mask, validation_mask
 from distill.data.stream import RowStream
 from distill.errors import DistillError
-from distill.students.losses import LOSS_COLUMNS, check_loss
+from distill.students.loss_names import LOSS_COLUMNS, check_loss
 from distill.students.normalizer import Moments, check_rows
 
 EVAL_CHUNK = 65_536

@@ -6,7 +6,6 @@ recorded there and checked on every load, so a swapped or truncated file is refu
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from safetensors.numpy import save as st_save
 from distill import artifacts
 from distill.atomic import write_bytes_atomic, write_text_atomic
 from distill.errors import DistillError
+from distill.hashing import sha256_bytes
 from distill.teachers.manifest import TOML_NAME, WEIGHTS_NAME, TeacherManifest
 from distill.teachers.networks import CRLArch, Params
 
@@ -47,16 +47,6 @@ def unflatten(flat: dict[str, np.ndarray]) -> Params:
     return tree
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_teacher(

@@ -27,6 +27,7 @@ import numpy as np
 
 import distill
 from distill.errors import DistillError
+from distill.hashing import sha256_file
 from distill.paths import teachers_dir
 from distill.teachers import checkpoint
 from distill.teachers.networks import ACTIVATIONS, CRLArch, Params
@@ -463,8 +464,8 @@ def import_run_folder(
         "format": RUN_FORMAT,
         "run_folder": run_dir.name,
         "checkpoint": ckpt_path.name,
-        "source_sha256": checkpoint.sha256_file(ckpt_path),
-        "args_sha256": checkpoint.sha256_file(args_path),
+        "source_sha256": sha256_file(ckpt_path),
+        "args_sha256": sha256_file(args_path),
         "skip_connections": (
             f"actor {run.actor_skip_connections}, critic {run.critic_skip_connections} (recorded; "
             "scaling-crl's residual blocks always add their input, whatever this flag says)"
@@ -503,7 +504,7 @@ def import_scaling_crl(
     provenance = {
         "format": FORMAT,
         "source_file": path.name,
-        "source_sha256": checkpoint.sha256_file(path),
+        "source_sha256": sha256_file(path),
         "architecture": (
             f"inferred from the parameter tree: actor Dense_0…Dense_{arch.actor_depth + 2}, "
             f"critic encoders Dense_0…Dense_{arch.critic_depth + 1}; activation {activation} "

@@ -1,50 +1,28 @@
-"""Which student to ship: several presets distilled from one teacher, each exported at three
-precisions, set latency against success.
+"""The sweep as typed records: one `SweepEntry` per exported student file (its size, success in MJX,
+latency at batch 1, the robot's own timing once brought back), `SweepReport` holding them with the
+teacher as a reference point, the Pareto front, the best file within the budget, and the table.
 
 Fairness: every preset gets its own DAgger run (`distill run` with the same teacher, [distill]
 config and seeds), so each student is trained on the states its own policy visits, and every
 policy — teacher, students, their fp16 / int8 files — is evaluated on the same goals (the run's
 evaluation key) and its critic gap measured on the same held-out teacher states.
-
-Each (preset, precision) becomes a `SweepEntry`; `SweepReport` holds them with the teacher as a
-reference point and renders the table; `distill.bench.sweep_plot` draws the PNG.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import logging
-import platform
-import shutil
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import jax
-import numpy as np
-
-from distill.atomic import write_text_atomic
-from distill.bench.latency import LatencyResult, cpu_name, ort_latency
-from distill.bench.report import RunReport, TeacherInfo
-from distill.bench.targets import load_target
-from distill.dagger import HELDOUT_FILE, STATE_FILE, DaggerConfig, HeldOutStates
+from distill.bench.latency import LatencyResult
 from distill.errors import DistillError
-from distill.export.onnx_export import ort_session, run_onnx, sha256_file
-from distill.labels import critic_values
-from distill.paths import project_root, students_dir
-from distill.pipeline import RunRequest, check_run_name, run_distillation
-from distill.progress import progress_bar
+from distill.report import TeacherInfo
 from distill.rollouts import EpisodeMetrics
 from distill.ship.robot.trtexec_summary import DeviceTiming
-from distill.students.presets import get_preset
-from distill.teachers import load_teacher
-
-log = logging.getLogger(__name__)
 
 SWEEP_JSON, SWEEP_MD, SWEEP_PNG = "sweep.json", "sweep.md", "sweep.png"
-DEFAULT_PRESETS = ("mlp_1x32", "mlp_2x64", "mlp_2x256", "mlp_4x512")
 FAIRNESS = ("each preset has its own DAgger run with the same teacher, [distill] config and seeds; all "
             "policies and precisions are evaluated on the same goals and their critic gaps measured on the "
             "same held-out teacher states")
@@ -70,6 +48,7 @@ class SweepEntry:
     flops: int
     precision: str
     file: str
+    """Relative to the project root where the file lies inside it (`distill.paths.relative_to_root`)."""
     sha256: str
     success: EpisodeMetrics
     critic_gap: float
@@ -124,6 +103,12 @@ class SweepReport:
     wall_s: float = 0.0
     random_init: bool = False
 
+    @property
+    def latency_device(self) -> str:
+        """"cuda" when the sweep's latencies include PyTorch CUDA-graph timings (it ran on a GPU
+        host), else "cpu": read from the entries, not from the host that writes the files."""
+        return "cuda" if any(e.cuda_graph is not None for e in self.entries) else "cpu"
+
     def meets_budget(self, entry: SweepEntry) -> bool:
         return entry.p99_ms <= self.budget_p99_ms
 
@@ -165,94 +150,6 @@ class SweepReport:
             raise DistillError(f"{path}: not a sweep this distill reads ({exc}); rerun `distill sweep`") from None
 
 
-# --- running it ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SweepRequest:
-    teacher: str
-    presets: tuple[str, ...] = DEFAULT_PRESETS
-    config: DaggerConfig = field(default_factory=DaggerConfig)
-    name: str | None = None
-    """Sweep name (default sweep-<teacher>): students/NAME/ and runs NAME-<preset>."""
-    target: str = "go2"
-    random_init: bool = False
-    latency_calls: int = 2000
-    results_dir: Path | None = None
-    """Where the table, JSON and PNG are copied (default benchmarks/results/)."""
-
-
-def _finished_run(run: str, cfg: DaggerConfig) -> RunReport | None:
-    """A run that already finished with this config (a rerun of the sweep skips it)."""
-    run_dir = students_dir() / run
-    state = run_dir / STATE_FILE
-    if not (run_dir / "report.json").is_file() or not state.is_file():
-        return None
-    if json.loads(state.read_text()).get("config") != asdict(cfg):
-        return None
-    return RunReport.load(run_dir)
-
-
-def _variant_gap(teacher, heldout: HeldOutStates, onnx_path: Path) -> float:
-    actions = run_onnx(ort_session(onnx_path), heldout.student_obs)
-    return float(np.mean(heldout.teacher_q - critic_values(teacher, heldout.teacher_obs, actions)))
-
-
-def _entries(report: RunReport, teacher, calls: int) -> list[SweepEntry]:
-    run_dir = students_dir() / report.run
-    heldout = HeldOutStates.load(run_dir / HELDOUT_FILE)
-    preset = get_preset(report.student.preset)
-    flops = mlp_flops(report.student.input_dim, preset.depth, preset.width, heldout.teacher_action.shape[1])
-    entries = []
-    for v in report.variants:
-        path = run_dir / Path(v.path).name
-        fp32 = v.precision == "fp32"
-        entries.append(SweepEntry(
-            run=report.run, preset=preset.name, depth=preset.depth, width=preset.width,
-            params=report.student.params, flops=flops, precision=v.precision, file=str(path),
-            sha256=sha256_file(path), success=v.success, critic_gap=_variant_gap(teacher, heldout, path),
-            action_err_max=v.max_abs_err, action_err_mean=v.mean_abs_err,
-            ort=ort_latency(path, threads=1, n_calls=calls, warmup=calls // 10),
-            torch_eager=report.latency_of("student", "torch_eager_cpu") if fp32 else None,
-            cuda_graph=next((r.result for r in report.latency if r.model == "student"
-                             and r.result.backend == "torch_cuda_graph"), None) if fp32 else None,
-        ))
-    return entries
-
-
-def run_sweep(request: SweepRequest) -> SweepReport:
-    t0 = time.perf_counter()
-    if not request.presets:
-        raise DistillError("no presets to sweep; pass --presets a,b,c")
-    teacher = load_teacher(request.teacher, random_init=request.random_init)
-    name = check_run_name(request.name or f"sweep-{teacher.name}")
-    for preset in request.presets:
-        get_preset(preset)
-    target = load_target(request.target)
-    reports = []
-    for preset in progress_bar(request.presets, "sweep", unit="preset", leave=False):
-        run = f"{name}-{preset}"
-        report = _finished_run(run, request.config)
-        if report is None:
-            log.info("sweep %s: distilling %s", name, preset)
-            report = run_distillation(RunRequest(teacher=request.teacher, run=run, preset=preset,
-                                                 config=request.config, random_init=request.random_init))
-        else:
-            log.info("sweep %s: %s already finished with this config, reusing it", name, preset)
-        reports.append(report)
-    entries = []
-    for report in progress_bar(reports, "latency per file", unit="run", leave=False):
-        entries += _entries(report, teacher, request.latency_calls)
-    first = reports[0]
-    sweep = SweepReport(
-        name=name, env=first.env, teacher=first.teacher, teacher_success=first.teacher_success,
-        teacher_ort=first.latency_of("teacher actor", "onnxruntime_cpu"), target=target.name,
-        target_device=target.device, budget_p99_ms=target.budget_p99_ms, control_hz=target.control_hz,
-        host=f"{cpu_name()} ({platform.machine()}), jax {jax.__version__}", config=asdict(request.config),
-        entries=tuple(entries), wall_s=time.perf_counter() - t0, random_init=teacher.random_init,
-    )
-    write_sweep(sweep, students_dir() / name, request.results_dir or project_root() / "benchmarks" / "results")
-    return sweep
-
-
 def attach_device_timings(sweep: SweepReport, timings: list[DeviceTiming]) -> tuple[SweepReport, list[DeviceTiming]]:
     """Each timing goes to the entry whose file it was measured on (by the ONNX's sha256); returns
     the updated sweep and the timings that matched no entry."""
@@ -262,7 +159,8 @@ def attach_device_timings(sweep: SweepReport, timings: list[DeviceTiming]) -> tu
     return replace(sweep, entries=entries), unmatched
 
 
-# --- writing it ----------------------------------------------------------------------------------
+
+# --- the table ----------------------------------------------------------------------------------
 def _ms(r: LatencyResult | None) -> str:
     return "—" if r is None else f"{r.median_ms:.4f} / {r.p99_ms:.4f}"
 
@@ -319,25 +217,3 @@ def render_sweep(sweep: SweepReport) -> str:
             f"({sweep.teacher_ort.p99_ms / best.p99_ms:.0f}x faster).")
     lines += ["", f"wall time {sweep.wall_s:.0f} s"]
     return "\n".join(lines) + "\n"
-
-
-def write_sweep(sweep: SweepReport, directory: Path, results_dir: Path | None = None) -> list[Path]:
-    """sweep.{json,md,png} in the sweep folder, copied to `results_dir` as sweep_<teacher>_<cpu|cuda>.*
-    (cuda where this host timed PyTorch CUDA graphs too, so a GPU run never overwrites the CPU one)."""
-    from distill.bench.sweep_plot import plot_sweep
-
-    directory.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(directory / SWEEP_JSON, json.dumps(sweep.to_dict(), indent=1))
-    write_text_atomic(directory / SWEEP_MD, render_sweep(sweep))
-    plot_sweep(sweep, directory / SWEEP_PNG)
-    written = [directory / n for n in (SWEEP_JSON, SWEEP_MD, SWEEP_PNG)]
-    if results_dir is not None:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        import torch
-
-        stem = f"sweep_{sweep.teacher.name}_{'cuda' if torch.cuda.is_available() else 'cpu'}"
-        for path in list(written):
-            target = results_dir / f"{stem}{path.suffix}"
-            shutil.copyfile(path, target)
-            written.append(target)
-    return written

@@ -1,4 +1,5 @@
 """The run report: success of teacher and student, latency of both, where every artifact went.
+The records above the pipeline's stages (rounds, latency rows, verdict) gathered for `distill run`.
 
 `RunReport` is the typed record `distill run` produces; `report.json` is its `to_dict()` and
 `RunReport.load` reads it back (ship, eval and the sweep read runs that way); `report.md` is the
@@ -14,6 +15,7 @@ from typing import Any
 
 from distill.atomic import write_text_atomic
 from distill.bench.latency import LatencyResult
+from distill.bench.targets import TargetVerdict
 from distill.dagger import RoundRecord
 from distill.errors import DistillError
 from distill.rollouts import EpisodeMetrics
@@ -66,17 +68,6 @@ class VariantRecord:
     mean_abs_err: float | None
     qdq_nodes: int
     success: EpisodeMetrics
-
-
-@dataclass(frozen=True)
-class TargetVerdict:
-    name: str
-    budget_p99_ms: float
-    control_hz: float
-    student_p99_ms: float
-    meets_budget: bool
-    measured_on: str
-    note: str = "measured on this host's CPU, not the robot: rebuild and time on the Jetson"
 
 
 @dataclass(frozen=True)

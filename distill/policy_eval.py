@@ -17,13 +17,13 @@ from pathlib import Path
 import onnx
 
 from distill.bench.onnx_success import evaluate_onnx
-from distill.bench.report import RunReport
 from distill.dagger import STATE_FILE, DaggerConfig, evaluate_student, evaluation_key, run_env
 from distill.envs import make_env
 from distill.envs.base import GoalEnv
 from distill.errors import DistillError
 from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_io
 from distill.paths import students_dir
+from distill.report import RunReport
 from distill.rollouts import EpisodeMetrics
 from distill.students.checkpoint import TOML_NAME, load_student
 
@@ -65,9 +65,11 @@ def _onnx_dims(path: Path) -> tuple[int, int]:
 
 
 def evaluate_saved(path: str | Path, env_name: str, episodes: int, seed: int = 0,
-                   progress: bool = True, backend: str | None = None) -> PolicyEvaluation:
-    """`episodes` deterministic episodes of a student folder or .onnx file; `seed` picks the goals
-    a `distill run` with that seed evaluates on; `backend` the physics (default: the env's own)."""
+                   envs: int = DaggerConfig.envs, backend: str | None = None) -> PolicyEvaluation:
+    """`episodes` deterministic episodes of a student folder or .onnx file, `envs` at a time;
+    `seed` picks the goals a `distill run` with that seed evaluates on (and its `envs` the batch
+    it evaluates in, which its figures are exactly reproduced with); `backend` the physics
+    (default: the env's own)."""
     path = Path(path)
     env = make_env(env_name, backend)
     key = evaluation_key(DaggerConfig(seed=seed, eval_episodes=episodes))
@@ -75,12 +77,12 @@ def evaluate_saved(path: str | Path, env_name: str, episodes: int, seed: int = 0
         student = load_student(path)
         _check_dims(f"student {path}", (student.input_dim, student.action_dim), env)
         log.info("evaluating %s in %s: %d episodes, goals of seed %d", path, env_name, episodes, seed)
-        return PolicyEvaluation("student (JAX mirror)", path, evaluate_student(env, student, key, episodes))
+        return PolicyEvaluation("student (JAX mirror)", path, evaluate_student(env, student, key, episodes, envs))
     if path.suffix == ".onnx" and path.is_file():
         _check_dims(f"{path}", _onnx_dims(path), env)
         log.info("evaluating %s in %s: %d episodes, goals of seed %d", path, env_name, episodes, seed)
         return PolicyEvaluation(f"{path.name} (ONNX Runtime)", path,
-                                evaluate_onnx(env, path, key, episodes, progress=progress))
+                                evaluate_onnx(env, path, key, episodes, batch=envs))
     raise DistillError(f"{path}: neither a student folder (with {TOML_NAME}) nor an .onnx file")
 
 
@@ -104,7 +106,7 @@ def _run_config(folder: Path) -> DaggerConfig:
         raise DistillError(f"{path}: unreadable ({exc}); rerun the run's `distill run` command") from None
 
 
-def evaluate_run(run: str | Path, progress: bool = True) -> list[PolicyEvaluation]:
+def evaluate_run(run: str | Path) -> list[PolicyEvaluation]:
     """The run's final student and each ONNX variant in its report, on the report's goals
     (`evaluation_key` of the run's config, `eval_episodes` of them, the run's episode length),
     beside the recorded figures."""
@@ -112,15 +114,15 @@ def evaluate_run(run: str | Path, progress: bool = True) -> list[PolicyEvaluatio
     cfg = _run_config(folder)
     report = RunReport.load(folder)
     env = run_env(make_env(report.env, report.teacher.backend or None), cfg)
-    key, episodes = evaluation_key(cfg), cfg.eval_episodes
+    key, episodes, batch = evaluation_key(cfg), cfg.eval_episodes, cfg.eval_batch
     log.info("re-evaluating run %s in %s on its report's goals (%d episodes, seed %d)",
              folder, env.spec.name, episodes, cfg.seed)
     student = load_student(folder / STUDENT_FOLDER)
     results = [PolicyEvaluation("student (JAX mirror)", folder / STUDENT_FOLDER,
-                                evaluate_student(env, student, key, episodes), report.student_success)]
+                                evaluate_student(env, student, key, episodes, batch), report.student_success)]
     for variant in report.variants:
         path = folder / Path(variant.path).name
         results.append(PolicyEvaluation(f"{variant.precision} ONNX", path,
-                                        evaluate_onnx(env, path, key, episodes, progress=progress),
+                                        evaluate_onnx(env, path, key, episodes, batch=batch),
                                         variant.success))
     return results

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from distill.atomic import atomic_path
-from distill.bench.sweep import SweepReport
+from distill.sweep.records import SweepReport
 
 MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
 
