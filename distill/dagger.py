@@ -33,13 +33,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from distill import labels, sharding
+from distill import labels, robust, sharding
 from distill.atomic import atomic_path, write_text_atomic
 from distill.config import from_table
 from distill.data import DatasetMeta, RolloutReader, RolloutWriter
 from distill.envs import with_episode_length
 from distill.envs.base import MjxGoalEnv
 from distill.errors import DistillError
+from distill.observation import student_fields
 from distill.rollouts import (
     EpisodeMetrics,
     Observation,
@@ -99,6 +100,16 @@ class DaggerConfig:
     teacher_dtype: str = "float32"
     """What the teacher computes its actions and labels in: "bfloat16" halves its memory traffic
     and is faster on GPUs; on CPUs float32 is as fast or faster, hence the default."""
+    obs_noise: str = "none"
+    """Noise on the student's observation in collection and perturbed evaluation: "none",
+    "gaussian" or "uniform" (`distill.robust`). The teacher labels from its own clean view."""
+    obs_noise_scale: dict[str, float] = field(default_factory=dict, hash=False)
+    """Per field of the student's observation (`distill env info`), or per single entry: the
+    Gaussian's std or the uniform noise's half-width, in the observation's units."""
+    action_delay: int = 0
+    """Control steps between computing an action and applying it (0: none)."""
+    stale_obs_prob: float = 0.0
+    """Probability that the student gets the previous step's observation again."""
 
     def __post_init__(self) -> None:
         if self.beta_schedule not in BETA_SCHEDULES:
@@ -112,6 +123,19 @@ class DaggerConfig:
             raise DistillError(f"teacher_dtype {self.teacher_dtype!r}: use one of {', '.join(COMPUTE_DTYPES)}")
         if not (0.0 <= self.beta0 <= 1.0 and 0.0 <= self.beta_decay <= 1.0):
             raise DistillError(f"beta0={self.beta0}, beta_decay={self.beta_decay}: both must be in [0, 1]")
+        robust.check_settings(self.obs_noise, self.obs_noise_scale, self.action_delay, self.stale_obs_prob)
+
+    @property
+    def perturbed(self) -> bool:
+        """Whether the student's view or its actions are perturbed (then evaluation reports both)."""
+        return (self.obs_noise != "none" and any(v > 0 for v in self.obs_noise_scale.values())) \
+            or self.action_delay > 0 or self.stale_obs_prob > 0
+
+    def perturbation(self, env: MjxGoalEnv) -> robust.Perturbation:
+        """The perturbations resolved against the env's student observation."""
+        spec = env.spec.student_observation
+        return robust.Perturbation.resolve(self.obs_noise, self.obs_noise_scale, self.action_delay,
+                                           self.stale_obs_prob, student_fields(env), spec.names)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "[distill]") -> DaggerConfig:

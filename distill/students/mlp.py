@@ -47,6 +47,8 @@ def _vector(name: str, value: Any, dim: int, default: float) -> torch.Tensor:
 class MLPStudent(nn.Module):
     """obs[B, input_dim] (raw) -> action[B, action_dim] in [-1, 1]."""
 
+    family = "mlp"
+
     def __init__(
         self,
         input_dim: int,
@@ -108,6 +110,11 @@ class MLPStudent(nn.Module):
         self.obs_mean.copy_(_vector("obs_mean", obs_mean, self.input_dim, 0.0))
         self.obs_std.copy_(_vector("obs_std", obs_std, self.input_dim, 1.0).clamp_min(STD_FLOOR))
 
+    @property
+    def recurrent(self) -> bool:
+        """Whether the student carries state between steps (see `distill.students.memory`)."""
+        return self.family != "mlp"
+
     def config(self) -> dict[str, Any]:
         """Constructor arguments other than the normaliser (which travels with the weights)."""
         return {
@@ -133,11 +140,25 @@ def build_student(
     obs_std: np.ndarray | None = None,
     seed: int = 0,
     log_std_head: bool = False,
-) -> MLPStudent:
-    """A freshly initialised student of a preset's shape; the seed fixes the initial weights
-    without touching the global torch RNG."""
+    fields: tuple[int, ...] | None = None,
+) -> nn.Module:
+    """A freshly initialised student of a preset's shape and family; the seed fixes the initial
+    weights without touching the global torch RNG. `input_dim` is one observation's width (a history
+    student stacks `preset.history` of them, laid out by the observation's `fields` sizes; default one
+    field); `obs_mean`/`obs_std` are per observation dim."""
     if preset.activation != ACTIVATION:
         raise DistillError(f"preset {preset.name!r} asks for activation {preset.activation!r}; only {ACTIVATION!r} is built")
+    family = getattr(preset, "family", "mlp")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        if family == "history":
+            from distill.students.history import HistoryMLPStudent
+
+            return HistoryMLPStudent(input_dim, action_dim, preset.depth, preset.width, preset.history,
+                                     fields or (input_dim,), obs_mean, obs_std, log_std_head)
+        if family == "gru":
+            from distill.students.gru import GRUStudent
+
+            return GRUStudent(input_dim, action_dim, preset.hidden, preset.layers, preset.depth, preset.width,
+                              obs_mean, obs_std, log_std_head)
         return MLPStudent(input_dim, action_dim, preset.depth, preset.width, obs_mean, obs_std, log_std_head)
