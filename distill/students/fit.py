@@ -81,7 +81,7 @@ def as_source(
     rounds: Iterable[int] | None = None,
 ) -> Source:
     """A data source from what `fit_student` was given (see there)."""
-    if isinstance(data, (ArraySource, HDF5Source)):
+    if isinstance(data, (ArraySource, HDF5Source)) or hasattr(data, "train_batches"):
         if target_action is not None or weights is not None:
             raise DistillError("pass labels and weights inside the data source, not beside it")
         return data
@@ -271,11 +271,18 @@ def fit_round(
     progress: bool = True,
     threads: int | None = 1,
     dist: DistContext = SINGLE,
+    fields: tuple[int, ...] | None = None,
 ) -> tuple[MLPStudent, FitResult]:
     """A fresh student fitted on a rollout dataset (what a DAgger round does): the training split
     is streamed, the normaliser is fitted on it (moments merged over ranks, so all ranks share it),
     a student of `preset` is built from `seed` (with the log-std head if the loss is kl) and fitted.
-    The student comes back on the CPU in eval mode."""
+    The student comes back on the CPU in eval mode. Presets with memory (history, gru) are fitted on
+    whole episodes (`sequence_fit`); `fields` are the observation's field sizes a history stacks by."""
+    if preset.family != "mlp":
+        from distill.students.sequence_fit import fit_memory_round
+
+        return fit_memory_round(dataset, preset, train_cfg, input_dim, action_dim, seed, log_dir, rounds,
+                                progress=progress, threads=threads, dist=dist, fields=fields)
     source = HDF5Source(
         dataset, train_cfg.loss, train_cfg.batch_size, val_fraction=train_cfg.val_fraction,
         max_memory_mb=train_cfg.max_memory_mb, rounds=rounds, rank=dist.rank, world_size=dist.world_size,
