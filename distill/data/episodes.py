@@ -266,3 +266,17 @@ class EpisodeStream:
             buffers, scratch = self._arrays(self.plan.chunk_rows), self._arrays(self.plan.block_rows)
             for index in order:
                 yield self.read_chunk(f, index, buffers, scratch)
+
+
+def read_sequences(path: str | os.PathLike, rounds: Iterable[int] | None = None,
+                   max_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The student observations of whole episodes of some rounds, in memory: obs [N, D] episode after
+    episode in step order, and starts [N] (an episode's first row); at most `max_rows` rows (the last
+    episode cut short). For calibration and replay sets, not for fitting (which streams)."""
+    data = RolloutReader(path).read(("obs", "episode", "t"), rounds=rounds)
+    order = np.lexsort((data["t"], data["episode"]))
+    if max_rows is not None:
+        order = order[:max_rows]
+    ids = data["episode"][order]
+    starts = np.concatenate([[True], ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, bool)
+    return data["obs"][order], starts

@@ -15,6 +15,7 @@ a unitree_rl_lab controller does. A buffer input would need the caller to feed a
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -88,6 +89,16 @@ class HistoryLayout:
         slots before the first step filled with it."""
         t = np.arange(episode_obs.shape[0])[:, None] + np.arange(1 - self.length, 1)[None, :]
         return episode_obs[np.maximum(t, 0)]
+
+    def stack_sequence(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """The stacked input at every step of observations [T, step_dim] of one env, an episode
+        starting wherever `starts` is true (and at row 0) -> [T, input_dim]."""
+        starts = np.asarray(starts, bool).copy()
+        if len(starts):
+            starts[0] = True
+        bounds = [*np.flatnonzero(starts), len(obs)]
+        parts = [self.windows(obs[a:b]) for a, b in itertools.pairwise(bounds)]
+        return self.stack(np.concatenate(parts)) if parts else np.zeros((0, self.input_dim), np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return {"history": self.length, "history_fields": list(self.fields)}

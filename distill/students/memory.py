@@ -9,7 +9,6 @@ is zeroed.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,7 +80,5 @@ def act_sequence(student: Student, obs: np.ndarray, starts: np.ndarray) -> np.nd
     if isinstance(student, GRUStudent):
         return student.act_sequence_numpy(obs, starts)
     if isinstance(student, HistoryMLPStudent):
-        bounds = [*np.flatnonzero(starts), obs.shape[0]]
-        windows = np.concatenate([student.layout.windows(obs[a:b]) for a, b in itertools.pairwise(bounds)])
-        return student.act_numpy(student.layout.stack(windows))
+        return student.act_numpy(student.layout.stack_sequence(obs, starts))
     return student.act_numpy(obs)
