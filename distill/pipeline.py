@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 import distill
-from distill import sharding
+from distill import robust, sharding
 from distill.artifacts import read_toml
 from distill.bench.latency import (
     LatencyResult,
@@ -31,11 +31,12 @@ from distill.bench.latency import (
     torch_cuda_graph_latency,
     torch_eager_latency,
 )
-from distill.bench.onnx_success import evaluate_onnx
+from distill.bench.onnx_success import run_onnx_episodes
 from distill.bench.report import (
     RANDOM_INIT_WARNING,
     LatencyRow,
     RunReport,
+    Sim2SimRecord,
     StudentInfo,
     TargetVerdict,
     TeacherInfo,
@@ -43,6 +44,7 @@ from distill.bench.report import (
     render_markdown,
     write_report,
 )
+from distill.bench.sim2sim import EngineRun, compare_engines, supports_plain_mujoco
 from distill.bench.targets import load_target, verdict
 from distill.dagger import DaggerConfig, evaluation_key, run_dagger, run_env
 from distill.data import RolloutReader
@@ -149,22 +151,39 @@ def export_all(student: Student, teacher: Teacher, student_dir: Path, dataset: P
     return Exports(export.path, export.max_abs_err, variants, teacher_export.path)
 
 
-def evaluate_variants(env: MjxGoalEnv, exports: Exports, cfg: DaggerConfig) -> tuple[VariantRecord, ...]:
+def evaluate_variants(env: MjxGoalEnv, exports: Exports, cfg: DaggerConfig) -> tuple[tuple[VariantRecord, ...],
+                                                                                    tuple[Sim2SimRecord, ...]]:
     """Each exported student file driven through the run's evaluation episodes by ONNX Runtime, clean
-    and (when the run has them) under its perturbations."""
+    and (when the run has them) under its perturbations; and the fp32 file in plain MuJoCo on the same
+    goals beside its MJX figures (sim2sim), where the env runs there."""
     key = evaluation_key(cfg)
     perturbation = cfg.perturbation(env)
+    conditions = (robust.NONE, perturbation) if perturbation.active else (robust.NONE,)
+    runs = {}
 
     def success(path: Path) -> tuple[EpisodeMetrics, EpisodeMetrics | None]:
-        clean = evaluate_onnx(env, path, key, cfg.eval_episodes)
-        return clean, (evaluate_onnx(env, path, key, cfg.eval_episodes, perturbation=perturbation)
-                       if perturbation.active else None)
+        for p in conditions:
+            runs[path, p] = EngineRun(*run_onnx_episodes(env, path, key, cfg.eval_episodes, True, p))
+        figures = [runs[path, p].metrics(env.spec.episode_length) for p in conditions]
+        return figures[0], figures[1] if len(figures) > 1 else None
 
     records = [VariantRecord("fp32", str(exports.fp32), exports.fp32_err, None, 0, *success(exports.fp32))]
     for v in exports.variants:
         records.append(VariantRecord(v.precision, str(v.path), v.max_abs_err, v.mean_abs_err, v.qdq_nodes,
                                      *success(v.path)))
-    return tuple(records)
+    why_not = supports_plain_mujoco(env)
+    if why_not is not None:
+        log.info("no sim2sim for %s: %s", env.spec.name, why_not)
+        return tuple(records), ()
+    sims = []
+    for p in conditions:
+        sim = compare_engines(env, exports.fp32, key, cfg.eval_episodes, p, mjx=runs[exports.fp32, p])
+        sims.append(Sim2SimRecord(str(exports.fp32), p.active, sim.mjx, sim.mujoco, sim.mujoco_steps_per_s))
+        log.info("sim2sim %s%s: time at goal MJX %.1f, MuJoCo %.1f (%+.1f ± %.1f); final-step %.3f vs %.3f",
+                 exports.fp32.name, f" under {p.describe()}" if p.active else "", sim.mjx.time_at_goal,
+                 sim.mujoco.time_at_goal, sim.time_at_goal_diff, sim.time_at_goal_se, sim.mjx.final_success,
+                 sim.mujoco.final_success)
+    return tuple(records), tuple(sims)
 
 
 def _latency(measure: Callable[..., LatencyResult]) -> LatencyResult:
@@ -227,7 +246,7 @@ def run_distillation(request: RunRequest) -> RunReport | None:
         return None
     student = result.student
     exports = export_all(student, teacher, student_dir, dataset_path)
-    variants = evaluate_variants(env, exports, cfg)
+    variants, sim2sim = evaluate_variants(env, exports, cfg)
     latency = measure_latency(exports.fp32, exports.teacher_actor, student, teacher)
     target = load_target("go2")
     student_ort = next(r.result for r in latency if r.model == "student" and r.result.backend == "onnxruntime_cpu")
@@ -249,7 +268,7 @@ def run_distillation(request: RunRequest) -> RunReport | None:
                    "report": str(student_dir / "report.md")},
         wall_s=time.perf_counter() - t0,
         student_success_perturbed=result.rounds[-1].student_perturbed,
-        perturbation=cfg.perturbation(env).describe(),
+        perturbation=cfg.perturbation(env).describe(), sim2sim=sim2sim,
     )
     write_report(report, student_dir)
     return report

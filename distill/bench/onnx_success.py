@@ -38,6 +38,13 @@ def evaluate_onnx(env: MjxGoalEnv, onnx_path: str | Path, key: jax.Array, episod
                   perturbation: robust.Perturbation = robust.NONE) -> EpisodeMetrics:
     """One deterministic episode per env from the same reset key as `rollouts.evaluate`, so the
     goals match those the JAX policies were evaluated on; the file reads the student's observation."""
+    done, success, dist = run_onnx_episodes(env, onnx_path, key, episodes, progress, perturbation)
+    return episode_metrics(done, success, dist, env.spec.episode_length)
+
+
+def run_onnx_episodes(env: MjxGoalEnv, onnx_path: str | Path, key: jax.Array, episodes: int, progress: bool = True,
+                      perturbation: robust.Perturbation = robust.NONE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What `evaluate_onnx` scores: done, success and distance, each [episode_length, episodes]."""
     policy = OnnxPolicy(onnx_path, batch=episodes, threads=1)
     k_reset, k_roll = jax.random.split(key)
     robot = robust.NumpyPerturbation(perturbation, episodes, policy.step_dim, policy.action_dim, key_seed(k_roll))
@@ -54,4 +61,4 @@ def evaluate_onnx(env: MjxGoalEnv, onnx_path: str | Path, key: jax.Array, episod
         done.append(ended)
         success.append(np.asarray(state.success))
         dist.append(np.asarray(state.dist))
-    return episode_metrics(np.stack(done), np.stack(success), np.stack(dist), env.spec.episode_length)
+    return np.stack(done), np.stack(success), np.stack(dist)
