@@ -205,7 +205,8 @@ def write_gru_onnx(student: GRUStudent, path: Path, opset: int, metadata: dict[s
     args = (torch.zeros(1, student.input_dim), student.initial_state(1))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)  # "GRU ... batch_first ... exporting with batch size 1"
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # nn.GRU's shape checks, constant at batch 1
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
         torch.onnx.export(student, args, str(path), input_names=[INPUT_NAME, STATE_INPUT],
                           output_names=[OUTPUT_NAME, STATE_OUTPUT], opset_version=opset, dynamo=False,
                           do_constant_folding=True)
