@@ -32,6 +32,7 @@ from distill.bench.targets import load_target
 from distill.dagger import HELDOUT_FILE, STATE_FILE, DaggerConfig, HeldOutStates
 from distill.errors import DistillError
 from distill.export.onnx_export import ort_session, run_onnx, sha256_file
+from distill.export.stepper import OnnxPolicy
 from distill.labels import critic_values
 from distill.paths import project_root, students_dir
 from distill.pipeline import RunRequest, check_run_name, run_distillation
@@ -56,6 +57,25 @@ def mlp_flops(input_dim: int, depth: int, width: int, action_dim: int) -> int:
     sizes = [input_dim] + [width] * depth + [action_dim]
     gemms = sum(2 * a * b + b for a, b in itertools.pairwise(sizes))
     return gemms + 2 * input_dim + width * depth + action_dim
+
+
+def gru_flops(input_dim: int, hidden: int, layers: int) -> int:
+    """One step of a GRU stack: per layer the three gates' input and recurrent products (2 per
+    multiply-add), their two biases, and ~8 per unit for the sigmoids, tanh and the state update."""
+    total, width = 0, input_dim
+    for _ in range(layers):
+        total += 2 * 3 * hidden * (width + hidden) + 6 * hidden + 8 * hidden
+        width = hidden
+    return total
+
+
+def student_flops(obs_dim: int, family: str, depth: int, width: int, action_dim: int, history: int = 1,
+                  hidden: int = 0, layers: int = 0) -> int:
+    """One control step of a student of any family (`obs_dim`: one observation's width)."""
+    if family == "gru":
+        head = mlp_flops(hidden, depth, width, action_dim) - 2 * hidden  # its input is not normalised
+        return 2 * obs_dim + gru_flops(obs_dim, hidden, layers) + head
+    return mlp_flops(obs_dim * (history if family == "history" else 1), depth, width, action_dim)
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,12 @@ class SweepEntry:
     cuda_graph: LatencyResult | None = None
     device: DeviceTiming | None = None
     """The robot's own trtexec figures for this file, once a ship bundle brought them back."""
+    family: str = "mlp"
+    history: int = 1
+    hidden: int = 0
+    layers: int = 0
+    success_perturbed: EpisodeMetrics | None = None
+    """Under the sweep's perturbations (noise, stale observations, delay), same goals; None without."""
 
     @property
     def p99_ms(self) -> float:
@@ -93,6 +119,15 @@ class SweepEntry:
     def label(self) -> str:
         return f"{self.preset} {self.precision}"
 
+    @property
+    def shape(self) -> str:
+        """The student's family and size, e.g. "MLP 2x256", "history 4, MLP 2x256", "GRU 1x64 + 1x128"."""
+        if self.family == "gru":
+            return f"GRU {self.layers}x{self.hidden} + {self.depth}x{self.width}"
+        if self.family == "history":
+            return f"history {self.history}, MLP {self.depth}x{self.width}"
+        return f"MLP {self.depth}x{self.width}"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -102,7 +137,8 @@ class SweepEntry:
         return cls(**{**d, "success": EpisodeMetrics(**d["success"]), "ort": LatencyResult(**d["ort"]),
                       "torch_eager": opt(d.get("torch_eager"), LatencyResult),
                       "cuda_graph": opt(d.get("cuda_graph"), LatencyResult),
-                      "device": opt(d.get("device"), DeviceTiming)})
+                      "device": opt(d.get("device"), DeviceTiming),
+                      "success_perturbed": opt(d.get("success_perturbed"), EpisodeMetrics)})
 
 
 @dataclass(frozen=True)
@@ -123,15 +159,28 @@ class SweepReport:
     fairness: str = FAIRNESS
     wall_s: float = 0.0
     random_init: bool = False
+    env_name: str = ""
+    """The env the students were distilled in, where it is not the teacher's (e.g. a blind student)."""
+    perturbation: str = ""
+    """The sweep's perturbations ("" or "none": none); with some, success under them is the figure
+    the Pareto front and the verdict rest on."""
+
+    @property
+    def perturbed(self) -> bool:
+        return any(e.success_perturbed is not None for e in self.entries)
+
+    def score(self, entry: SweepEntry) -> EpisodeMetrics:
+        """The success figures a file is judged by: under the perturbations when the sweep has them."""
+        return entry.success_perturbed if self.perturbed and entry.success_perturbed is not None else entry.success
 
     def meets_budget(self, entry: SweepEntry) -> bool:
         return entry.p99_ms <= self.budget_p99_ms
 
     def pareto(self) -> tuple[SweepEntry, ...]:
         """Entries no other entry beats on both axes (time at goal up, p99 down), fastest first."""
+        t = lambda e: self.score(e).time_at_goal
         front = [e for e in self.entries if not any(
-            o.success.time_at_goal >= e.success.time_at_goal and o.p99_ms <= e.p99_ms
-            and (o.success.time_at_goal > e.success.time_at_goal or o.p99_ms < e.p99_ms) for o in self.entries)]
+            t(o) >= t(e) and o.p99_ms <= e.p99_ms and (t(o) > t(e) or o.p99_ms < e.p99_ms) for o in self.entries)]
         return tuple(sorted(front, key=lambda e: e.p99_ms))
 
     def best_within_budget(self) -> SweepEntry | None:
@@ -140,7 +189,7 @@ class SweepReport:
         fits = [e for e in self.entries if self.meets_budget(e)]
         if not fits:
             return None
-        return min(fits, key=lambda e: (-e.success.time_at_goal, -e.success.final_success, e.p99_ms))
+        return min(fits, key=lambda e: (-self.score(e).time_at_goal, -self.score(e).final_success, e.p99_ms))
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -173,6 +222,8 @@ class SweepRequest:
     config: DaggerConfig = field(default_factory=DaggerConfig)
     name: str | None = None
     """Sweep name (default sweep-<teacher>): students/NAME/ and runs NAME-<preset>."""
+    env: str | None = None
+    """Env to distil in (default: the teacher's), e.g. one whose student sees less (point_u_maze_blind)."""
     target: str = "go2"
     random_init: bool = False
     latency_calls: int = 2000
@@ -192,15 +243,22 @@ def _finished_run(run: str, cfg: DaggerConfig) -> RunReport | None:
 
 
 def _variant_gap(teacher, heldout: HeldOutStates, onnx_path: Path) -> float:
-    actions = run_onnx(ort_session(onnx_path), heldout.student_obs)
+    policy = OnnxPolicy(onnx_path)
+    if not policy.stateful:
+        actions = run_onnx(ort_session(onnx_path), heldout.student_obs)
+    else:  # through each held-out episode, its memory carried, to the kept states
+        seq = heldout.student_seq
+        per_env = [policy.run_sequence(seq[:, e], heldout.starts[:, e]) for e in range(seq.shape[1])]
+        actions = np.stack(per_env, axis=1).reshape(-1, policy.action_dim)[heldout.pick]
     return float(np.mean(heldout.teacher_q - critic_values(teacher, heldout.teacher_obs, actions)))
 
 
 def _entries(report: RunReport, teacher, calls: int) -> list[SweepEntry]:
     run_dir = students_dir() / report.run
     heldout = HeldOutStates.load(run_dir / HELDOUT_FILE)
-    preset = get_preset(report.student.preset)
-    flops = mlp_flops(report.student.input_dim, preset.depth, preset.width, heldout.teacher_action.shape[1])
+    preset, s = get_preset(report.student.preset), report.student
+    flops = student_flops(s.input_dim, s.family, s.depth, s.width, heldout.teacher_action.shape[1], s.history,
+                          s.hidden, s.layers)
     entries = []
     for v in report.variants:
         path = run_dir / Path(v.path).name
@@ -214,6 +272,8 @@ def _entries(report: RunReport, teacher, calls: int) -> list[SweepEntry]:
             torch_eager=report.latency_of("student", "torch_eager_cpu") if fp32 else None,
             cuda_graph=next((r.result for r in report.latency if r.model == "student"
                              and r.result.backend == "torch_cuda_graph"), None) if fp32 else None,
+            family=s.family, history=s.history, hidden=s.hidden, layers=s.layers,
+            success_perturbed=v.success_perturbed,
         ))
     return entries
 
@@ -234,7 +294,8 @@ def run_sweep(request: SweepRequest) -> SweepReport:
         if report is None:
             log.info("sweep %s: distilling %s", name, preset)
             report = run_distillation(RunRequest(teacher=request.teacher, run=run, preset=preset,
-                                                 config=request.config, random_init=request.random_init))
+                                                 config=request.config, random_init=request.random_init,
+                                                 env=request.env))
         else:
             log.info("sweep %s: %s already finished with this config, reusing it", name, preset)
         reports.append(report)
@@ -248,6 +309,7 @@ def run_sweep(request: SweepRequest) -> SweepReport:
         target_device=target.device, budget_p99_ms=target.budget_p99_ms, control_hz=target.control_hz,
         host=f"{cpu_name()} ({platform.machine()}), jax {jax.__version__}", config=asdict(request.config),
         entries=tuple(entries), wall_s=time.perf_counter() - t0, random_init=teacher.random_init,
+        env_name=first.env, perturbation=first.perturbation,
     )
     write_sweep(sweep, students_dir() / name, request.results_dir or project_root() / "benchmarks" / "results")
     return sweep
@@ -273,6 +335,8 @@ def render_sweep(sweep: SweepReport) -> str:
     lines = []
     if sweep.random_init:
         lines += ["WARNING: random-init teacher: success figures are meaningless (systems benchmark only).", ""]
+    perturbed = sweep.perturbed
+    extra_head = " perturbed time at goal (ratio) | perturbed final-step |" if perturbed else ""
     lines += [
         f"# Student sweep `{sweep.name}`: latency against success",
         "",
@@ -282,26 +346,31 @@ def render_sweep(sweep: SweepReport) -> str:
         "",
         f"Fair comparison: {sweep.fairness}.",
         "",
+        *([(f"Perturbed: every student was distilled and is evaluated under {sweep.perturbation} (the teacher labels "
+            "from its clean view); the clean columns evaluate the same files without them. The Pareto front and "
+            "the verdict use the perturbed time at goal."), ""] if perturbed else []),
         ("time at goal: steps within the success radius per episode (the paper's metric); ratio: over the "
          "teacher's. Latency at batch 1, median / p99 ms: ONNX Runtime on one CPU thread for every file, PyTorch "
          "eager for fp32. Robot p99: trtexec on the target, where brought back (`distill bench --device-timings`); "
          "the budget verdict uses it when present, else this host's ONNX Runtime p99 (indicative only)."),
         "",
-        ("| student | precision | params | FLOPs | reached | time at goal (ratio) | final-step | final dist | "
-         "critic gap | action err max / mean | ORT ms | torch eager ms | robot p99 ms | budget | Pareto |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        (f"| teacher `{t.name}` | fp32 | {t.actor_params:,} (actor) | — | {ts.success:.3f} | "
-         f"{ts.time_at_goal:.1f} / {ts.episode_length} (1.000) | {ts.final_success:.3f} | {ts.final_distance:.3f} | "
-         f"0 | — | {_ms(sweep.teacher_ort)} | — | — | "
+        ("| student | family | precision | params | FLOPs | reached | time at goal (ratio) | final-step | final dist |"
+         f"{extra_head} critic gap | action err max / mean | ORT ms | torch eager ms | robot p99 ms | budget | Pareto |"),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if perturbed else "") + "---|---|---|---|---|---|---|",
+        (f"| teacher `{t.name}` | deep MLP | fp32 | {t.actor_params:,} (actor) | — | {ts.success:.3f} | "
+         f"{ts.time_at_goal:.1f} / {ts.episode_length} (1.000) | {ts.final_success:.3f} | {ts.final_distance:.3f} |"
+         f"{' — | — |' if perturbed else ''} 0 | — | {_ms(sweep.teacher_ort)} | — | — | "
          f"{'meets' if sweep.teacher_ort.p99_ms <= sweep.budget_p99_ms else 'misses'} | reference |"),
     ]
+    ratio_of = lambda m: m.time_at_goal / ts.time_at_goal if ts.time_at_goal else float("nan")
     for e in sorted(sweep.entries, key=lambda e: (e.params, ("fp32", "fp16", "int8").index(e.precision))):
-        m = e.success
-        ratio = m.time_at_goal / ts.time_at_goal if ts.time_at_goal else float("nan")
+        m, p = e.success, e.success_perturbed
         err_mean = "—" if e.action_err_mean is None else f"{e.action_err_mean:.1e}"
+        extra = "" if not perturbed else (" — | — |" if p is None else
+                                          f" {p.time_at_goal:.1f} ({ratio_of(p):.3f}) | {p.final_success:.3f} |")
         lines.append(
-            f"| {e.preset} | {e.precision} | {e.params:,} | {e.flops:,} | {m.success:.3f} | "
-            f"{m.time_at_goal:.1f} ({ratio:.3f}) | {m.final_success:.3f} | {m.final_distance:.3f} | "
+            f"| {e.preset} | {e.shape} | {e.precision} | {e.params:,} | {e.flops:,} | {m.success:.3f} | "
+            f"{m.time_at_goal:.1f} ({ratio_of(m):.3f}) | {m.final_success:.3f} | {m.final_distance:.3f} |{extra} "
             f"{e.critic_gap:.4f} | {e.action_err_max:.1e} / {err_mean} | {_ms(e.ort)} | {_ms(e.torch_eager)} | "
             f"{'—' if e.device is None else f'{e.device.p99_ms:.4f}'} | "
             f"{'meets' if sweep.meets_budget(e) else 'MISSES'} | {'✓' if e.label in front else ''} |")
@@ -311,10 +380,12 @@ def render_sweep(sweep: SweepReport) -> str:
         lines.append(f"No student meets the {sweep.target} budget.")
     else:
         where = "on the robot" if best.device is not None else "on this host (ONNX Runtime, 1 thread)"
+        b = sweep.score(best)
         lines.append(
-            f"Best within the {sweep.target} budget: **{best.label}** — time at goal {best.success.time_at_goal:.1f} "
-            f"= {best.success.time_at_goal / ts.time_at_goal:.3f} of the teacher's, final-step success "
-            f"{best.success.final_success:.3f} (teacher {ts.final_success:.3f}); p99 {best.p99_ms:.4f} ms {where} = "
+            f"Best within the {sweep.target} budget: **{best.label}** ({best.shape}) — time at goal "
+            f"{b.time_at_goal:.1f}{' under the perturbations' if perturbed else ''} "
+            f"= {b.time_at_goal / ts.time_at_goal:.3f} of the teacher's (clean), final-step success "
+            f"{b.final_success:.3f} (teacher {ts.final_success:.3f}); p99 {best.p99_ms:.4f} ms {where} = "
             f"{best.p99_ms / sweep.teacher_ort.p99_ms:.4f} of the teacher actor's {sweep.teacher_ort.p99_ms:.4f} ms "
             f"({sweep.teacher_ort.p99_ms / best.p99_ms:.0f}x faster).")
     lines += ["", f"wall time {sweep.wall_s:.0f} s"]
@@ -322,8 +393,9 @@ def render_sweep(sweep: SweepReport) -> str:
 
 
 def write_sweep(sweep: SweepReport, directory: Path, results_dir: Path | None = None) -> list[Path]:
-    """sweep.{json,md,png} in the sweep folder, copied to `results_dir` as sweep_<teacher>_<cpu|cuda>.*
-    (cuda where this host timed PyTorch CUDA graphs too, so a GPU run never overwrites the CPU one)."""
+    """sweep.{json,md,png} in the sweep folder, copied to `results_dir` as sweep_<name>_<cpu|cuda>.* (the
+    sweep's name without its `sweep-` prefix: sweep_<teacher>_cpu for the default name; cuda where this
+    host timed PyTorch CUDA graphs too, so a GPU run never overwrites the CPU one)."""
     from distill.bench.sweep_plot import plot_sweep
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -335,7 +407,7 @@ def write_sweep(sweep: SweepReport, directory: Path, results_dir: Path | None = 
         results_dir.mkdir(parents=True, exist_ok=True)
         import torch
 
-        stem = f"sweep_{sweep.teacher.name}_{'cuda' if torch.cuda.is_available() else 'cpu'}"
+        stem = f"sweep_{sweep.name.removeprefix('sweep-')}_{'cuda' if torch.cuda.is_available() else 'cpu'}"
         for path in list(written):
             target = results_dir / f"{stem}{path.suffix}"
             shutil.copyfile(path, target)
