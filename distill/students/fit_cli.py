@@ -34,6 +34,15 @@ def _dims(dataset: Path) -> tuple[int, int]:
         return int(f["obs"].shape[1]), int(f["teacher_action"].shape[1])
 
 
+def _history_fields(env_name: str) -> tuple[int, ...] | None:
+    """The student observation's field sizes of the dataset's env, which a history student stacks
+    by (as `distill run` does); None (one field) for an env this distill does not know."""
+    from distill.envs import ENV_FACTORIES, make_env
+    from distill.observation import field_sizes
+
+    return field_sizes(make_env(env_name)) if env_name in ENV_FACTORIES else None
+
+
 def fit_dataset(
     dataset: str | os.PathLike,
     preset: str | None,
@@ -55,8 +64,9 @@ def fit_dataset(
         cfg = read_train_overrides(train_config, cfg)
     meta = RolloutReader(dataset).meta
     input_dim, action_dim = _dims(dataset)
+    fields = _history_fields(meta.env_name) if preset_obj.family == "history" else None
     student, result = fit_round(dataset, preset_obj, cfg, input_dim, action_dim, seed, out / LOG_DIR,
-                                progress=progress, threads=threads, dist=dist)
+                                progress=progress, threads=threads, dist=dist, fields=fields)
     if dist.is_main:
         save_student(student, out, metadata={
             "preset": preset_obj.name, "dataset": str(dataset), "env": meta.env_name, "teacher": meta.teacher_name,

@@ -165,16 +165,17 @@ def _fit(student, source, cfg, seed, dist, progress, log_dir) -> FitResult:
         loss=cfg.loss, loss_start=loss_start, loss_final=_evaluate(student, source, cfg.loss, dist, "train"),
         val_loss_start=val_start, val_loss_final=None if source.val_rows == 0 else best.loss,
         best_epoch=best.epoch, epochs=len(history), steps=steps, samples=samples, rows=source.rows,
-        val_rows=source.val_rows, batch_size=source.sequences * source.bptt, seed=seed,
+        val_rows=source.val_rows, batch_size=source.sequences * source.bptt * dist.world_size, seed=seed,
         seconds=time.perf_counter() - start, train_seconds=train_seconds, stopped_early=stopped,
         history=tuple(history), world_size=dist.world_size, log_dir=None if log is None else str(log.directory),
         tensorboard=log is not None and log.writes_tensorboard,
     )
 
 
-def sequences_per_batch(cfg: StudentTrainConfig) -> int:
-    """Episodes per gradient step of a GRU fit: about `batch_size` rows per step."""
-    return max(1, cfg.batch_size // cfg.bptt)
+def sequences_per_batch(cfg: StudentTrainConfig, world_size: int = 1) -> int:
+    """Episodes per gradient step of a GRU fit on each rank: about `batch_size` rows per step over all
+    ranks, as for MLPs."""
+    return max(1, cfg.batch_size // cfg.bptt // world_size)
 
 
 def fit_memory_round(
@@ -190,7 +191,8 @@ def fit_memory_round(
         layout = HistoryLayout(preset.history, fields or (input_dim,))
         source = HistorySource(dataset, train_cfg.loss, train_cfg.batch_size, layout, **common)
     elif preset.family == "gru":
-        source = SequenceSource(dataset, train_cfg.loss, train_cfg.bptt, sequences_per_batch(train_cfg), **common)
+        source = SequenceSource(dataset, train_cfg.loss, train_cfg.bptt,
+                                sequences_per_batch(train_cfg, dist.world_size), **common)
     else:
         raise DistillError(f"preset {preset.name!r} is of family {preset.family!r}, which carries no memory")
     dim = source.layout.step_dim if preset.family == "history" else source.input_dim
