@@ -69,7 +69,8 @@ class HistorySource:
                                "each rank takes batch_size / world_size rows per step")
         self.batch_size, self.world_size, self.layout = batch_size, world_size, layout
         self.label_columns = LOSS_COLUMNS[loss]
-        per_rank = max(batch_size // world_size, EVAL_CHUNK)
+        self.eval_rows = max(1, EVAL_CHUNK // layout.length)  # stacked rows are k times wider than the MLP's
+        per_rank = max(batch_size // world_size, self.eval_rows)
         window = layout.length * (8 + 2 * 4 * layout.step_dim)  # indices, gathered window, stacked input
         self.train, self.val = _streams(path, ("obs", *self.label_columns), val_fraction, max_memory_mb, rounds, rank,
                                         world_size, 24, LIVE_BATCHES * per_rank * window)
@@ -148,8 +149,8 @@ class HistorySource:
         stream = self.train if split == "train" else self.val
         for chunk, columns in () if stream is None else stream.iterate():
             ep_start, t = self._positions(chunk)
-            for i in range(0, chunk.rows, EVAL_CHUNK):
-                yield self._batch(columns, ep_start, t, np.arange(i, min(i + EVAL_CHUNK, chunk.rows)))
+            for i in range(0, chunk.rows, self.eval_rows):
+                yield self._batch(columns, ep_start, t, np.arange(i, min(i + self.eval_rows, chunk.rows)))
 
 
 @dataclass(frozen=True)
