@@ -227,7 +227,7 @@ def gru_model(quantise_weights: bool, activations: tuple[str, ...] | None = None
     dirs = 2 if direction == "bidirectional" else 1
     w = np.full((dirs, 3 * H, IN), 0.1, np.float32)
     r = np.full((dirs, 3 * H, H), 0.1, np.float32)
-    inits = [init("r", r), init("axes0", np.array([0], np.int64)), init("axes01", np.array([0, 1], np.int64)),
+    inits = [init("r", r), init("axes0", np.array([0], np.int64)),
              init("wo", np.ones((OUT, dirs * H), np.float32)), init("bo", np.zeros(OUT, np.float32))]
     nodes = [helper.make_node("Unsqueeze", ["obs", "axes0"], ["x"], name="seq")]
     if quantise_weights:
@@ -242,8 +242,7 @@ def gru_model(quantise_weights: bool, activations: tuple[str, ...] | None = None
         attrs["activations"] = list(activations)
     nodes += [
         helper.make_node("GRU", ["x", "w", "r"], ["y", "y_h"], name="gru", **attrs),
-        helper.make_node("Squeeze", ["y", "axes01"], ["h"], name="flat"),
-        helper.make_node("Reshape", ["h", "shape"], ["h2"], name="rows"),
+        helper.make_node("Reshape", ["y", "shape"], ["h2"], name="rows"),
         helper.make_node("Gemm", ["h2", "wo", "bo"], ["a"], name="head", transB=1),
         helper.make_node("Tanh", ["a"], ["action"], name="tanh"),
     ]

@@ -69,12 +69,15 @@ class GRUStudent(nn.Module):
         """Zeros: the state at every episode's first step."""
         return torch.zeros(self.layers, batch, self.hidden, device=self.obs_mean.device)
 
+    def _head_features(self, y: torch.Tensor) -> torch.Tensor:
+        for layer in self.mlp:
+            y = nn.functional.elu(layer(y))
+        return y
+
     def _features(self, obs: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """obs [B, T, D], h [L, B, H] -> head features [B, T, width], h after the last step."""
         y, h_out = self.gru((obs - self.obs_mean) / self.obs_std, h)
-        for layer in self.mlp:
-            y = nn.functional.elu(layer(y))
-        return y, h_out
+        return self._head_features(y), h_out
 
     def sequence(self, obs: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pre-tanh actions [B, T, A] of a window of steps [B, T, D] from state h, and the state after it."""
@@ -90,9 +93,10 @@ class GRUStudent(nn.Module):
         return self.head(y), lo + 0.5 * (hi - lo) * (torch.tanh(self.log_std(y)) + 1.0), h_out
 
     def forward(self, obs: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One control step: obs [B, D], h [L, B, H] -> (action [B, A] in [-1, 1], h_out)."""
-        pre, h_out = self.sequence(obs.unsqueeze(1), h)
-        return torch.tanh(pre[:, 0]), h_out
+        """One control step: obs [B, D], h [L, B, H] -> (action [B, A] in [-1, 1], h_out). The head
+        runs on [B, hidden] rows, so it exports as Gemm layers like an MLP student's."""
+        y, h_out = self.gru(((obs - self.obs_mean) / self.obs_std).unsqueeze(1), h)
+        return torch.tanh(self.head(self._head_features(y[:, 0]))), h_out
 
     @torch.no_grad()
     def act_sequence_numpy(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:
