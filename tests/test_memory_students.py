@@ -189,7 +189,7 @@ def test_unknown_family_in_a_checkpoint_is_refused(tmp_path):
 
 
 # ---------------------------------------------------------------- in the MJX rollout
-@pytest.mark.parametrize("family", ["history", "gru"])
+@pytest.mark.parametrize("family", ["history", pytest.param("gru", marks=pytest.mark.slow)])  # ~40 s a compile
 def test_rollout_carries_memory_through_auto_resets_as_pytorch_does(family, reacher):
     """The student drives 8 reacher envs through episodes of 10 steps for 25 steps (two auto-resets
     each): its actions are those of the PyTorch student stepping through each env's observations,

@@ -95,7 +95,7 @@ def test_episodes_come_whole_in_step_order_once_per_pass(lagged):
     seen = set()
     for rank in range(2):
         stream = EpisodeStream(lagged, ("obs", "critic_value", "t", "episode"), max_memory_mb=8, episode_filter=keep,
-                               rank=rank, world_size=2, consumer_row_bytes=2000)
+                               rank=rank, world_size=2, consumer_row_bytes=20_000)
         assert len(stream.chunks) > 2  # the consumer's bytes force several chunks
         for chunk, columns in stream.iterate(stream.chunk_order(epoch=3, seed=1)):
             for start, length in zip(chunk.starts, chunk.lengths):

@@ -242,6 +242,6 @@ def supports_plain_mujoco(env: MjxGoalEnv) -> str | None:
     """None when the env's hooks run on MjData fields (every MuJoCo-native env), else why not."""
     try:
         MujocoTwin(env)
-    except (DistillError, AttributeError, TypeError) as exc:
-        return str(exc)
+    except (DistillError, AttributeError, TypeError, ValueError, NotImplementedError) as exc:
+        return f"{type(exc).__name__}: {exc}"
     return None

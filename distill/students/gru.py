@@ -102,7 +102,7 @@ class GRUStudent(nn.Module):
     def act_sequence_numpy(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Actions [T, A] of one env stepping through obs [T, D], the state zeroed where `starts`
         (the first step of an episode) is true (eval-time helper)."""
-        obs = torch.as_tensor(np.asarray(obs, np.float32))
+        obs = torch.from_numpy(np.array(obs, np.float32))
         h = self.initial_state(1)
         out = []
         for t in range(obs.shape[0]):
