@@ -48,7 +48,7 @@ def lagged_round(k: int, envs: int, steps: int = STEPS, dim: int = DIM) -> dict[
     return {
         "obs": flat(obs), "goal": np.zeros((n, 1), np.float32), "teacher_action": flat(label),
         "teacher_mean": np.arctanh(flat(label)), "teacher_log_std": np.full((n, ACT), -1.0, np.float32),
-        "behavior_action": flat(label), "critic_value": np.arange(n, dtype=np.float32) + 1000 * k,
+        "behavior_action": flat(label), "critic_value": np.arange(n, dtype=np.float32) + 100_000 * k,
         "episode": np.tile(episode, steps), "t": np.repeat(np.arange(steps), envs).astype(np.int32),
         "done": np.repeat(np.arange(steps) == steps - 1, envs), "success": np.zeros(n, bool),
     }

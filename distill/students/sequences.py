@@ -69,7 +69,7 @@ class HistorySource:
                                "each rank takes batch_size / world_size rows per step")
         self.batch_size, self.world_size, self.layout = batch_size, world_size, layout
         self.label_columns = LOSS_COLUMNS[loss]
-        self.eval_rows = max(1, EVAL_CHUNK // layout.length)  # stacked rows are k times wider than the MLP's
+        self.eval_rows = max(1, EVAL_CHUNK // (4 * layout.length))  # stacked windows: k rows each, and copies
         per_rank = max(batch_size // world_size, self.eval_rows)
         window = layout.length * (8 + 2 * 4 * layout.step_dim)  # indices, gathered window, stacked input
         self.train, self.val = _streams(path, ("obs", *self.label_columns), val_fraction, max_memory_mb, rounds, rank,
