@@ -7,6 +7,8 @@ TEACHER ?= reacher_8
 RUN ?=
 PRESETS ?= mlp_1x32,mlp_2x64,mlp_2x256,mlp_4x512
 CONFIG ?=
+ENV ?=
+NAME ?=
 RANDOM_INIT ?=
 STAMP := $(VENV)/.installed
 
@@ -25,7 +27,8 @@ distill: $(STAMP)
 		$(if $(RANDOM_INIT),--random-init,)
 
 bench: $(STAMP)
-	$(BIN)/distill sweep --teacher $(TEACHER) --presets $(PRESETS)
+	$(BIN)/distill sweep --teacher $(TEACHER) --presets $(PRESETS) $(if $(ENV),--env $(ENV),) \
+		$(if $(CONFIG),--config $(CONFIG),) $(if $(NAME),--name $(NAME),)
 
 dagger-vs-bc: $(STAMP)
 	$(BIN)/python benchmarks/dagger_vs_bc.py

@@ -50,7 +50,7 @@ from distill.data import DatasetMeta, RolloutWriter
 from distill.envs import make_env
 from distill.rollouts import deterministic, reset_batch, rollout
 from distill.students.jax_mirror import student_params_to_jax
-from distill.students.mlp import build_student
+from distill.students.memory import build_student
 from distill.students.presets import get_preset
 from distill.teachers import networks
 from distill.teachers.networks import CRLArch

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from distill import labels, sharding
+from distill import labels, robust, sharding
 from distill.atomic import atomic_path, write_text_atomic
+from distill.carry import SEEN, CarryPolicy, evaluate_carry, rollout_carry
 from distill.config import from_table
 from distill.data import DatasetMeta, RolloutReader, RolloutWriter
 from distill.envs import with_episode_length
 from distill.envs.base import GoalEnv
 from distill.errors import DistillError
+from distill.observation import field_sizes, student_fields
 from distill.rollouts import (
     EpisodeMetrics,
     Observation,
@@ -55,10 +57,17 @@ from distill.rollouts import (
     stepwise_rollout,
 )
 from distill.students.checkpoint import load_student, save_student
-from distill.students.fit import fit_round
-from distill.students.jax_mirror import student_apply, student_params_to_jax
-from distill.students.mlp import MLPStudent, build_student
+from distill.students.jax_mirror import (
+    memory_init,
+    memory_reset,
+    memory_step,
+    student_apply,
+    student_params_to_jax,
+)
+from distill.students.memory import Recurrence, Student, build_student
+from distill.students.mlp import MLPStudent
 from distill.students.presets import StudentPreset, StudentTrainConfig
+from distill.students.round_fit import fit_round
 from distill.students.warm_fit import fit_round_bounded
 from distill.teachers import networks
 from distill.teachers.teacher import COMPUTE_DTYPES, Teacher
@@ -120,6 +129,16 @@ class DaggerConfig:
     benchmarks/dagger_refit.py."""
     refit_steps: int = 1000
     refit_new_fraction: float = 0.5
+    obs_noise: str = "none"
+    """Noise on the student's observation in collection and perturbed evaluation: "none",
+    "gaussian" or "uniform" (`distill.robust`). The teacher labels from its own clean view."""
+    obs_noise_scale: dict[str, float] = field(default_factory=dict, hash=False)
+    """Per field of the student's observation (`distill env info`), or per single entry: the
+    Gaussian's std or the uniform noise's half-width, in the observation's units."""
+    action_delay: int = 0
+    """Control steps between computing an action and applying it (0: none)."""
+    stale_obs_prob: float = 0.0
+    """Probability that the student gets the previous step's observation again."""
 
     def __post_init__(self) -> None:
         if self.beta_schedule not in BETA_SCHEDULES:
@@ -138,6 +157,19 @@ class DaggerConfig:
             raise DistillError(f"teacher_dtype {self.teacher_dtype!r}: use one of {', '.join(COMPUTE_DTYPES)}")
         if not (0.0 <= self.beta0 <= 1.0 and 0.0 <= self.beta_decay <= 1.0):
             raise DistillError(f"beta0={self.beta0}, beta_decay={self.beta_decay}: both must be in [0, 1]")
+        robust.check_settings(self.obs_noise, self.obs_noise_scale, self.action_delay, self.stale_obs_prob)
+
+    @property
+    def perturbed(self) -> bool:
+        """Whether the student's view or its actions are perturbed (then evaluation reports both)."""
+        return (self.obs_noise != "none" and any(v > 0 for v in self.obs_noise_scale.values())) \
+            or self.action_delay > 0 or self.stale_obs_prob > 0
+
+    def perturbation(self, env: GoalEnv) -> robust.Perturbation:
+        """The perturbations resolved against the env's student observation."""
+        spec = env.spec.student_observation
+        return robust.Perturbation.resolve(self.obs_noise, self.obs_noise_scale, self.action_delay,
+                                           self.stale_obs_prob, student_fields(env), spec.names)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "[distill]") -> DaggerConfig:
@@ -221,11 +253,16 @@ class RoundRecord:
     stages: StageTimes
     labelled_rows_per_s: float
     """new_rows / (physics + teacher + critic + write seconds): collection throughput."""
+    student_perturbed: EpisodeMetrics | None = None
+    """The student under the run's perturbations (noise, stale observations, delay) on the same goals;
+    None when the run has none (`student` is always the clean figure)."""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RoundRecord:
+        perturbed = d.get("student_perturbed")
         return cls(**{**d, "student": EpisodeMetrics(**d["student"]), "fit": FitSummary(**d["fit"]),
-                      "stages": StageTimes(**d["stages"])})
+                      "stages": StageTimes(**d["stages"]),
+                      "student_perturbed": None if perturbed is None else EpisodeMetrics(**perturbed)})
 
 
 @dataclass(frozen=True)
@@ -304,6 +341,14 @@ def _collect(env, teacher, student_params, beta, cfg, round_index, mesh) -> Coll
                                 sharding.replicate(k_roll, mesh))
     steps = sharding.gather(steps)
     rollout_s = time.perf_counter() - t0
+    return _labelled_rows(env, teacher, steps, rollout_s, teacher_acts, cfg, round_index, mesh)
+
+
+def _labelled_rows(env, teacher, steps, rollout_s: float, teacher_acts: bool, cfg: DaggerConfig, round_index: int,
+                   mesh, student_view: np.ndarray | None = None) -> CollectedRound:
+    """A finished rollout's steps, labelled by the teacher (unless it labelled them while acting),
+    flattened into the dataset's columns; `student_view` [T, N, D] replaces the student's
+    observation in `obs` (what it read through the robot's perturbations)."""
     T, N = steps.t.shape
     flat = lambda x: np.asarray(x).reshape((T * N,) + np.asarray(x).shape[2:])
     teacher_obs = flat(steps.obs)
@@ -327,7 +372,8 @@ def _collect(env, teacher, student_params, beta, cfg, round_index, mesh) -> Coll
     env_ids = np.broadcast_to(np.arange(N), (T, N))
     episode = (round_index * N + env_ids).astype(np.int64) * 1_000_000 + np.asarray(steps.episode, np.int64)
     columns = {
-        "obs": flat(steps.student_obs) if env.spec.asymmetric else teacher_obs,
+        "obs": (flat(student_view) if student_view is not None
+                else flat(steps.student_obs) if env.spec.asymmetric else teacher_obs),
         "goal": flat(steps.goal),
         "teacher_action": actor.action, "teacher_mean": actor.mean, "teacher_log_std": actor.log_std,
         "critic_value": critic, "behavior_action": flat(steps.action),
@@ -341,6 +387,39 @@ def _collect(env, teacher, student_params, beta, cfg, round_index, mesh) -> Coll
                           teacher_s=teacher_s, critic_s=critic_s)
 
 
+def _collect_carry(env, teacher, student_params, policy: CarryPolicy, beta, cfg, round_index, mesh) -> CollectedRound:
+    """`_collect` for a student that carries memory or meets the robot's perturbations: the same
+    keys, envs and labels; the rows' `obs` are what the student read."""
+    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), round_index)
+    k_reset, k_roll = jax.random.split(key)
+    if mesh is not None:
+        state = sharding.reset_split(env, k_reset, cfg.envs, mesh)
+        teacher = replace(teacher, actor_params=sharding.replicate(teacher.actor_params, mesh),
+                          critic_params=sharding.replicate(teacher.critic_params, mesh))
+    else:
+        state = reset_batch(env, k_reset, cfg.envs)
+    steps_n = env.spec.episode_length * cfg.episodes_per_round
+    params = sharding.replicate({"actor": teacher.actor_params, "student": student_params,
+                                 "beta": jnp.asarray(beta, jnp.float32)}, mesh)
+    t0 = time.perf_counter()
+    _, _, steps = rollout_carry(env, policy, steps_n, params, state, sharding.split_rows(policy.init(cfg.envs), mesh),
+                                sharding.replicate(k_roll, mesh))
+    steps = sharding.gather(steps)
+    rollout_s = time.perf_counter() - t0
+    seen = steps.extras.pop(SEEN)
+    return _labelled_rows(env, teacher, steps, rollout_s, policy.teacher_acts, cfg, round_index, mesh,
+                          student_view=np.asarray(seen))
+
+
+def _collect_any(env, teacher, student_params, rec: Recurrence, beta, cfg, round_index, mesh) -> CollectedRound:
+    """The plain rollout for a stateless student on clean observations, the carrying one otherwise."""
+    perturbation = cfg.perturbation(env)
+    if not rec.stateful and not perturbation.active:
+        return _collect(env, teacher, student_params, beta, cfg, round_index, mesh)
+    return _collect_carry(env, teacher, student_params, CarryPolicy(rec, perturbation, beta > 0, teacher.arch.activation), beta, cfg,
+                          round_index, mesh)
+
+
 # --- the critic gap on held-out states ------------------------------------------------------------
 @dataclass(frozen=True)
 class HeldOutStates:
@@ -351,19 +430,31 @@ class HeldOutStates:
     student_obs: np.ndarray
     teacher_action: np.ndarray
     teacher_q: np.ndarray
+    student_seq: np.ndarray | None = None
+    """For students with memory: the held-out episodes' student observations [T, envs, D], so a
+    student reaches each kept state with its memory of the steps before it."""
+    starts: np.ndarray | None = None
+    """[T, envs]: the first step of an episode (memory starts afresh)."""
+    pick: np.ndarray | None = None
+    """Flat (time-major) indices into [T, envs] of the kept states, in the order of the rows above."""
 
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **asdict(self))
+            np.savez(f, **{k: v for k, v in asdict(self).items() if v is not None})
 
     @classmethod
     def load(cls, path: Path) -> HeldOutStates:
         with np.load(path, allow_pickle=False) as z:
-            return cls(**{k: z[k] for k in ("teacher_obs", "student_obs", "teacher_action", "teacher_q")})
+            return cls(**{k: z[k] for k in z.files})
+
+    @property
+    def has_sequences(self) -> bool:
+        return self.student_seq is not None
 
 
-def heldout_states(env: GoalEnv, teacher: Teacher, cfg: DaggerConfig) -> HeldOutStates:
-    """`heldout_envs` teacher-driven episodes, run `cfg.eval_batch` at a time."""
+def heldout_states(env: GoalEnv, teacher: Teacher, cfg: DaggerConfig, sequences: bool = False) -> HeldOutStates:
+    """`heldout_envs` teacher-driven episodes, run `cfg.eval_batch` at a time; `sequences`: keep the
+    episodes' student observations too (for students with memory)."""
     steps = run_episodes(env, deterministic(teacher.act_fn, "teacher"), teacher.actor_params,
                          jax.random.PRNGKey(cfg.heldout_seed), cfg.heldout_envs, env.spec.episode_length,
                          batch=cfg.eval_batch)
@@ -375,7 +466,10 @@ def heldout_states(env: GoalEnv, teacher: Teacher, cfg: DaggerConfig) -> HeldOut
     teacher_obs, student_obs = teacher_obs[pick], student_obs[pick]
     action = labels.label_actor(teacher, teacher_obs, cfg.label_chunk).action
     q = labels.critic_values(teacher, teacher_obs, action, cfg.label_chunk)
-    return HeldOutStates(teacher_obs, student_obs, action, q)
+    if not sequences:
+        return HeldOutStates(teacher_obs, student_obs, action, q)
+    seq = np.asarray(steps.student_obs if steps.student_obs is not None else steps.obs, np.float32)
+    return HeldOutStates(teacher_obs, student_obs, action, q, seq, np.asarray(steps.t) == 0, pick)
 
 
 @jax.jit
@@ -383,9 +477,36 @@ def _student_actions(params, obs):
     return student_apply(params, obs)
 
 
-def critic_gap(teacher: Teacher, student: MLPStudent, heldout: HeldOutStates, chunk: int = labels.DEFAULT_CHUNK) -> float:
+@partial(jax.jit, static_argnums=(0,))
+def _sequence_actions(rec: Recurrence, params, seq: jax.Array, starts: jax.Array) -> jax.Array:
+    """A stateful student's actions [T, N, A] stepping through observations [T, N, D], its memory
+    starting afresh where `starts` [T, N]."""
+
+    def body(memory, xs):
+        obs, start = xs
+        action, memory = memory_step(rec, params, memory_reset(rec, memory, start), obs)
+        return memory, action
+
+    return jax.lax.scan(body, memory_init(rec, seq.shape[1]), (seq, starts))[1]
+
+
+def heldout_actions(student: Student, heldout: HeldOutStates) -> np.ndarray:
+    """The student's actions at the held-out states; a student with memory steps through their
+    episodes to reach each one."""
+    rec = Recurrence.of(student)
+    params = student_params_to_jax(student)
+    if not rec.stateful:
+        return np.asarray(_student_actions(params, jnp.asarray(heldout.student_obs)))
+    if not heldout.has_sequences:
+        raise DistillError("the held-out states were kept without their episodes; a student with memory needs "
+                           "them: delete the run's heldout.npz and rerun")
+    actions = np.asarray(_sequence_actions(rec, params, jnp.asarray(heldout.student_seq), jnp.asarray(heldout.starts)))
+    return actions.reshape(-1, actions.shape[-1])[heldout.pick]
+
+
+def critic_gap(teacher: Teacher, student: Student, heldout: HeldOutStates, chunk: int = labels.DEFAULT_CHUNK) -> float:
     """Mean Q(s, a_teacher, g) − Q(s, a_student, g) under the frozen critic on held-out states."""
-    action = np.asarray(_student_actions(student_params_to_jax(student), jnp.asarray(heldout.student_obs)))
+    action = heldout_actions(student, heldout)
     q_student = labels.critic_values(teacher, heldout.teacher_obs, action, chunk)
     return float(np.mean(heldout.teacher_q - q_student))
 
@@ -397,11 +518,16 @@ def evaluation_key(cfg: DaggerConfig) -> jax.Array:
     return jax.random.PRNGKey(cfg.seed + 10_000)
 
 
-def evaluate_student(env: GoalEnv, student: MLPStudent, key: jax.Array, episodes: int,
-                     batch: int | None = None) -> EpisodeMetrics:
-    """`episodes` deterministic episodes of the student's JAX mirror, `batch` envs at a time (a run
-    passes its `envs`, so evaluation reuses the physics compiled for collection)."""
-    return evaluate(env, student_apply, student_params_to_jax(student), key, episodes, view="student", batch=batch)
+def evaluate_student(env: GoalEnv, student: Student, key: jax.Array, episodes: int, batch: int | None = None,
+                     perturbation: robust.Perturbation = robust.NONE) -> EpisodeMetrics:
+    """The student driving alone, deterministic but for the perturbations (their noise from `key`);
+    a stateless student without perturbations runs `batch` envs at a time (a run passes its `envs`,
+    so evaluation reuses the physics compiled for collection)."""
+    rec = Recurrence.of(student)
+    if not rec.stateful and not perturbation.active:
+        return evaluate(env, student_apply, student_params_to_jax(student), key, episodes, view="student",
+                        batch=batch)
+    return evaluate_carry(env, CarryPolicy(rec, perturbation), student_params_to_jax(student), key, episodes)
 
 
 def evaluate_teacher(env: GoalEnv, teacher: Teacher, key: jax.Array, episodes: int,
@@ -411,13 +537,15 @@ def evaluate_teacher(env: GoalEnv, teacher: Teacher, key: jax.Array, episodes: i
 
 # --- the loop --------------------------------------------------------------------------------------
 def _fit_round(preset, train_cfg, spec, dataset: Path, seed: int, log_dir: Path, cfg: DaggerConfig, k: int,
-               previous: MLPStudent | None) -> tuple[MLPStudent, FitSummary]:
-    """Round k's student. "scratch": a fresh student fitted on every committed row, streamed from
-    the file (bounded memory), with the validation split by episode and early stopping the train
-    config asks for. "warm": `previous` (None in round 0: a fresh one) continued for a bounded
-    number of steps (`distill.students.warm_fit`)."""
-    if cfg.refit == "scratch":
-        student, fit = fit_round(dataset, preset, train_cfg, spec.student_input_dim, spec.action_dim, seed, log_dir)
+               previous: Student | None, fields: tuple[int, ...] | None = None) -> tuple[Student, FitSummary]:
+    """Round k's student. "scratch" (and every student with memory, whose fit walks episodes): a
+    fresh student fitted on every committed row, streamed from the file (bounded memory), with the
+    validation split by episode and early stopping the train config asks for. "warm" (MLP
+    students): `previous` (None in round 0: a fresh one) continued for a bounded number of steps
+    (`distill.students.warm_fit`)."""
+    if cfg.refit == "scratch" or preset.family != "mlp":
+        student, fit = fit_round(dataset, preset, train_cfg, spec.student_input_dim, spec.action_dim, seed, log_dir,
+                                 fields=fields)
     else:
         steps = cfg.refit_steps if previous is not None else max(cfg.refit_steps, train_cfg.min_steps)
         student, fit = fit_round_bounded(dataset, previous, preset, train_cfg, spec.student_input_dim,
@@ -539,7 +667,7 @@ def run_dagger(
     if heldout_path.is_file():
         heldout = HeldOutStates.load(heldout_path)
     else:
-        heldout = heldout_states(env, teacher, cfg)
+        heldout = heldout_states(env, teacher, cfg, sequences=preset.recurrent)
         heldout.save(heldout_path)
 
     fitted = bool(progress.rounds)
@@ -549,7 +677,8 @@ def run_dagger(
         student = load_student(snapshot if snapshot.is_dir() else student_dir / "student")
         log.info("resuming %s after round %d", student_dir.name, last)
     else:
-        student = build_student(preset, spec.student_input_dim, spec.action_dim, seed=cfg.seed)
+        student = build_student(preset, spec.student_input_dim, spec.action_dim, seed=cfg.seed,
+                                fields=field_sizes(env))
     channel = sharding.Channel()
     for k in range(len(progress.rounds), cfg.rounds):
         record, student = _round(env, teacher, student, fitted, preset, train_cfg, cfg, k, meta, dataset_path,
@@ -564,6 +693,10 @@ def run_dagger(
                  "fit %.1f, eval %.1f; %.0f labelled rows/s)", k, record.beta, record.rows, m.success,
                  m.time_at_goal, m.final_success, record.critic_gap, record.fit.loss_final, record.seconds,
                  st.physics, st.teacher, st.critic, st.write, st.fit, st.eval, record.labelled_rows_per_s)
+        if record.student_perturbed is not None:
+            p = record.student_perturbed
+            log.info("round %d under %s: student success %.3f, time at goal %.1f, final-step %.3f", k,
+                     cfg.perturbation(env).describe(), p.success, p.time_at_goal, p.final_success)
     _announce_round(channel, -1, student_params_to_jax(student))
     return DaggerResult(student=student, rounds=progress.rounds, teacher_metrics=teacher_metrics,
                         dataset=dataset_path, student_dir=student_dir)
@@ -588,7 +721,8 @@ def _round(env, teacher, student, fitted, preset, train_cfg, cfg, k, meta, datas
     if k not in reader.committed_rounds:
         params = student_params_to_jax(student)
         _announce_round(channel, k, params)
-        collected = _collect(env, teacher, params, beta, cfg, k, sharding.env_mesh(cfg.envs))
+        collected = _collect_any(env, teacher, params, Recurrence.of(student), beta, cfg, k,
+                                 sharding.env_mesh(cfg.envs))
         t_write = time.perf_counter()
         with RolloutWriter.open(dataset_path, expect_meta=meta) as w:
             w.append_round(k, collected.columns)
@@ -597,10 +731,12 @@ def _round(env, teacher, student, fitted, preset, train_cfg, cfg, k, meta, datas
         reader = RolloutReader(dataset_path)
     t_fit = time.perf_counter()
     student, fit = _fit_round(preset, train_cfg, spec, dataset_path, cfg.seed + k, _round_dir(student_dir, k), cfg,
-                              k, student if fitted else None)
+                              k, student if fitted else None, fields=field_sizes(env))
     fit_s = time.perf_counter() - t_fit
     t_eval = time.perf_counter()
     metrics = evaluate_student(env, student, eval_key, cfg.eval_episodes, cfg.eval_batch)
+    perturbed = (evaluate_student(env, student, eval_key, cfg.eval_episodes, perturbation=cfg.perturbation(env))
+                 if cfg.perturbed else None)
     gap = critic_gap(teacher, student, heldout, cfg.label_chunk)
     eval_s = time.perf_counter() - t_eval
     stages = StageTimes(
@@ -611,7 +747,7 @@ def _round(env, teacher, student, fitted, preset, train_cfg, cfg, k, meta, datas
         round=k, beta=beta, rows=int(reader.committed_rows), new_rows=new_rows, student=metrics,
         critic_gap=gap, fit=fit, behaviour_success=collected.behaviour.success if collected else None,
         seconds=round(time.perf_counter() - t0, 2), stages=stages,
-        labelled_rows_per_s=new_rows / collect_s if collect_s > 0 else 0.0,
+        labelled_rows_per_s=new_rows / collect_s if collect_s > 0 else 0.0, student_perturbed=perturbed,
     )
     return record, student
 
@@ -639,11 +775,13 @@ def follow_rounds(env: GoalEnv, teacher: Teacher, preset: StudentPreset, cfg: Da
     """A process other than 0: collect each round process 0 announces, on this host's devices of the
     shared mesh, until it announces none. Rows are gathered to every process; only 0 keeps them."""
     spec = env.spec
-    template = student_params_to_jax(build_student(preset, spec.student_input_dim, spec.action_dim, seed=cfg.seed))
+    template_student = build_student(preset, spec.student_input_dim, spec.action_dim, seed=cfg.seed,
+                                     fields=field_sizes(env))
+    template, rec = student_params_to_jax(template_student), Recurrence.of(template_student)
     mesh, channel = sharding.env_mesh(cfg.envs), sharding.Channel()
     while (announced := _unpack_round(channel.receive(), template))[0] >= 0:
         k, params = announced
-        _collect(env, teacher, params, cfg.beta(k), cfg, k, mesh)
+        _collect_any(env, teacher, params, rec, cfg.beta(k), cfg, k, mesh)
 
 
 def rows_per_round(env: GoalEnv, cfg: DaggerConfig) -> int:

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 import distill
-from distill import sharding
+from distill import robust, sharding
 from distill.artifacts import read_toml
 from distill.bench.latency import (
     LatencyResult,
@@ -31,28 +31,33 @@ from distill.bench.latency import (
     torch_cuda_graph_latency,
     torch_eager_latency,
 )
-from distill.bench.onnx_success import evaluate_onnx
+from distill.bench.onnx_success import run_onnx_episodes
+from distill.bench.sim2sim import EngineRun, compare_engines, supports_plain_mujoco
 from distill.bench.targets import load_target, verdict
 from distill.dagger import DaggerConfig, evaluation_key, run_dagger, run_env
 from distill.data import RolloutReader
+from distill.data.episodes import read_sequences
 from distill.envs import make_env
 from distill.envs.base import GoalEnv
 from distill.errors import DistillError
 from distill.export.onnx_export import export_onnx
-from distill.export.precision import make_fp16, make_int8_qdq
+from distill.export.precision import MAX_CALIBRATION_ROWS, make_fp16, make_int8_qdq
 from distill.export.teacher_onnx import TeacherActorModule, export_teacher_actor_onnx
 from distill.paths import datasets_dir, relative_to_root, students_dir
 from distill.report import (
     RANDOM_INIT_WARNING,
     LatencyRow,
     RunReport,
+    Sim2SimRecord,
     StudentInfo,
     TeacherInfo,
     VariantRecord,
     render_markdown,
     write_report,
 )
-from distill.students.mlp import MLPStudent
+from distill.rollouts import EpisodeMetrics
+from distill.students.history import HistoryMLPStudent
+from distill.students.memory import Recurrence, Student
 from distill.students.presets import default_preset_name, get_preset, load_train_config
 from distill.teachers import load_teacher, networks
 from distill.teachers.teacher import Teacher
@@ -118,28 +123,70 @@ class Exports:
     teacher_actor: Path
 
 
-def export_all(student: MLPStudent, teacher: Teacher, student_dir: Path, dataset: Path) -> Exports:
+def _memory_variants(student: Student, export: Path, student_dir: Path, dataset: Path) -> tuple:
+    """fp16 and int8 of a student with memory, calibrated and compared on whole episodes of the last
+    round: a history student's stacked windows, a GRU's sequences (its state carried)."""
+    reader = RolloutReader(dataset)
+    obs, starts = read_sequences(dataset, reader.committed_rounds[-1:], MAX_CALIBRATION_ROWS)
+    n = min(VARIANT_EVAL_ROWS, len(obs))
+    if isinstance(student, HistoryMLPStudent):
+        rows = student.layout.stack_sequence(obs, starts)
+        return (make_fp16(export, student_dir / "student.fp16.onnx", eval_obs=rows[:n]),
+                make_int8_qdq(export, student_dir / "student.int8.qdq.onnx", calibration_obs=rows, eval_obs=rows[:n]))
+    return (make_fp16(export, student_dir / "student.fp16.onnx", eval_obs=obs[:n], eval_starts=starts[:n]),
+            make_int8_qdq(export, student_dir / "student.int8.qdq.onnx", calibration_obs=obs, calibration_starts=starts,
+                          eval_obs=obs[:n], eval_starts=starts[:n]))
+
+
+def export_all(student: Student, teacher: Teacher, student_dir: Path, dataset: Path) -> Exports:
     """Student ONNX (fp32, fp16, int8 QDQ calibrated on the last round's rows) and the teacher's actor."""
     export = export_onnx(student, student_dir / "student.onnx")
-    reader = RolloutReader(dataset)
-    rows = reader.read(("obs",), rounds=reader.committed_rounds[-1:])["obs"]
-    eval_rows = rows[np.linspace(0, len(rows) - 1, min(VARIANT_EVAL_ROWS, len(rows))).astype(np.int64)]
-    variants = (make_fp16(export.path, student_dir / "student.fp16.onnx", eval_obs=eval_rows),
-                make_int8_qdq(export.path, student_dir / "student.int8.qdq.onnx", calibration_obs=rows,
-                              eval_obs=eval_rows))
+    if Recurrence.of(student).stateful:
+        variants = _memory_variants(student, export.path, student_dir, dataset)
+    else:
+        reader = RolloutReader(dataset)
+        rows = reader.read(("obs",), rounds=reader.committed_rounds[-1:])["obs"]
+        eval_rows = rows[np.linspace(0, len(rows) - 1, min(VARIANT_EVAL_ROWS, len(rows))).astype(np.int64)]
+        variants = (make_fp16(export.path, student_dir / "student.fp16.onnx", eval_obs=eval_rows),
+                    make_int8_qdq(export.path, student_dir / "student.int8.qdq.onnx", calibration_obs=rows,
+                                  eval_obs=eval_rows))
     teacher_export = export_teacher_actor_onnx(teacher, student_dir / "teacher_actor.onnx")
     return Exports(export.path, export.max_abs_err, variants, teacher_export.path)
 
 
-def evaluate_variants(env: GoalEnv, exports: Exports, cfg: DaggerConfig) -> tuple[VariantRecord, ...]:
-    """Each exported student file driven through the run's evaluation episodes by ONNX Runtime."""
+def evaluate_variants(env: GoalEnv, exports: Exports, cfg: DaggerConfig) -> tuple[tuple[VariantRecord, ...],
+                                                                                 tuple[Sim2SimRecord, ...]]:
+    """Each exported student file driven through the run's evaluation episodes by ONNX Runtime, clean
+    and (when the run has them) under its perturbations; and the fp32 file in plain MuJoCo on the same
+    goals beside its MJX figures (sim2sim), where the env runs there."""
     key = evaluation_key(cfg)
-    records = [VariantRecord("fp32", relative_to_root(exports.fp32), exports.fp32_err, None, 0,
-                             evaluate_onnx(env, exports.fp32, key, cfg.eval_episodes, cfg.eval_batch))]
+    perturbation = cfg.perturbation(env)
+    conditions = (robust.NONE, perturbation) if perturbation.active else (robust.NONE,)
+    runs = {}
+
+    def success(path: Path) -> tuple[EpisodeMetrics, EpisodeMetrics | None]:
+        for p in conditions:
+            runs[path, p] = EngineRun(*run_onnx_episodes(env, path, key, cfg.eval_episodes, True, p, cfg.eval_batch))
+        figures = [runs[path, p].metrics(env.spec.episode_length) for p in conditions]
+        return figures[0], figures[1] if len(figures) > 1 else None
+
+    records = [VariantRecord("fp32", relative_to_root(exports.fp32), exports.fp32_err, None, 0, *success(exports.fp32))]
     for v in exports.variants:
         records.append(VariantRecord(v.precision, relative_to_root(v.path), v.max_abs_err, v.mean_abs_err, v.qdq_nodes,
-                                     evaluate_onnx(env, v.path, key, cfg.eval_episodes, cfg.eval_batch)))
-    return tuple(records)
+                                     *success(v.path)))
+    why_not = supports_plain_mujoco(env)
+    if why_not is not None:
+        log.info("no sim2sim for %s: %s", env.spec.name, why_not)
+        return tuple(records), ()
+    sims = []
+    for p in conditions:
+        sim = compare_engines(env, exports.fp32, key, cfg.eval_episodes, p, mjx=runs[exports.fp32, p])
+        sims.append(Sim2SimRecord(relative_to_root(exports.fp32), p.active, sim.mjx, sim.mujoco, sim.mujoco_steps_per_s))
+        log.info("sim2sim %s%s: time at goal MJX %.1f, MuJoCo %.1f (%+.1f ± %.1f); final-step %.3f vs %.3f",
+                 exports.fp32.name, f" under {p.describe()}" if p.active else "", sim.mjx.time_at_goal,
+                 sim.mujoco.time_at_goal, sim.time_at_goal_diff, sim.time_at_goal_se, sim.mjx.final_success,
+                 sim.mujoco.final_success)
+    return tuple(records), tuple(sims)
 
 
 def _latency(measure: Callable[..., LatencyResult]) -> LatencyResult:
@@ -150,7 +197,7 @@ def _latency(measure: Callable[..., LatencyResult]) -> LatencyResult:
     return measure(n_calls=n, warmup=min(LATENCY_WARMUP, n // 10), progress=True)
 
 
-def measure_latency(student_onnx: Path, teacher_onnx: Path, student: MLPStudent,
+def measure_latency(student_onnx: Path, teacher_onnx: Path, student: Student,
                     teacher: Teacher) -> tuple[LatencyRow, ...]:
     """Batch-1 latency of both models: ONNX Runtime on one CPU thread (as on the robot's CPU) for the
     like-for-like ratio, plus each model in its own framework, plus CUDA graphs on a GPU host."""
@@ -213,7 +260,7 @@ def run_distillation(request: RunRequest) -> RunReport | None:
         return None
     student = result.student
     exports = export_all(student, teacher, student_dir, dataset_path)
-    variants = evaluate_variants(env, exports, cfg)
+    variants, sim2sim = evaluate_variants(env, exports, cfg)
     latency = measure_latency(exports.fp32, exports.teacher_actor, student, teacher)
     target = load_target("go2")
     student_ort = next(r.result for r in latency if r.model == "student" and r.result.backend == "onnxruntime_cpu")
@@ -222,7 +269,8 @@ def run_distillation(request: RunRequest) -> RunReport | None:
         teacher=TeacherInfo(teacher.name, teacher.arch.actor_depth, teacher.arch.critic_depth, teacher.arch.width,
                             networks.count_params(teacher.actor_params), teacher.weights_identity, env.backend,
                             teacher.arch.activation),
-        student=StudentInfo(preset.name, preset.depth, preset.width, student.num_params(), student.input_dim),
+        student=StudentInfo(preset.name, preset.depth, preset.width, student.num_params(),
+                            env.spec.student_input_dim, preset.family, preset.history, preset.hidden, preset.layers),
         teacher_success=result.teacher_metrics, student_success=result.rounds[-1].student,
         rounds=tuple(result.rounds),
         latency_host=f"{cpu_name()} ({platform.machine()}), jax {jax.__version__}", latency=latency,
@@ -232,6 +280,8 @@ def run_distillation(request: RunRequest) -> RunReport | None:
             ("dataset", dataset_path), ("student", student_dir / "student"), ("student_onnx", exports.fp32),
             ("teacher_actor_onnx", exports.teacher_actor), ("report", student_dir / "report.md"))},
         wall_s=time.perf_counter() - t0,
+        student_success_perturbed=result.rounds[-1].student_perturbed,
+        perturbation=cfg.perturbation(env).describe(), sim2sim=sim2sim,
     )
     write_report(report, student_dir)
     return report

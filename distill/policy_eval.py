@@ -17,15 +17,18 @@ from pathlib import Path
 import onnx
 
 from distill.bench.onnx_success import evaluate_onnx
+from distill.bench.sim2sim import Sim2Sim, compare_engines
 from distill.dagger import STATE_FILE, DaggerConfig, evaluate_student, evaluation_key, run_env
 from distill.envs import make_env
 from distill.envs.base import GoalEnv
 from distill.errors import DistillError
 from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_io
+from distill.export.stepper import history_layout
 from distill.paths import students_dir
 from distill.report import RunReport
 from distill.rollouts import EpisodeMetrics
 from distill.students.checkpoint import TOML_NAME, load_student
+from distill.students.memory import Recurrence
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +56,18 @@ def _check_dims(what: str, got: tuple[int, int], env: GoalEnv) -> None:
 
 
 def _onnx_dims(path: Path) -> tuple[int, int]:
+    """(observation width per step, action width) of a distill ONNX (a history file stacks several)."""
     try:
-        io = onnx_io(onnx.load(str(path), load_external_data=False))
+        model = onnx.load(str(path), load_external_data=False)
+        io = onnx_io(model)
     except Exception as exc:  # noqa: BLE001 (onnx's protobuf errors share no base)
         raise DistillError(f"{path}: not a readable ONNX file ({str(exc).splitlines()[0]})") from None
     inputs, outputs = io["inputs"].get(INPUT_NAME), io["outputs"].get(OUTPUT_NAME)
     if not inputs or not outputs or len(inputs) != 2 or len(outputs) != 2:
-        raise DistillError(f"{path}: expected one input {INPUT_NAME!r} [1, D] and one output {OUTPUT_NAME!r} "
+        raise DistillError(f"{path}: expected an input {INPUT_NAME!r} [1, D] and an output {OUTPUT_NAME!r} "
                            f"[1, A] (a distill export), found {io['inputs']} -> {io['outputs']}")
-    return inputs[1], outputs[1]
+    layout = history_layout({p.key: p.value for p in model.metadata_props}, inputs[1])
+    return (layout.step_dim if layout is not None else inputs[1]), outputs[1]
 
 
 def evaluate_saved(path: str | Path, env_name: str, episodes: int, seed: int = 0,
@@ -75,7 +81,7 @@ def evaluate_saved(path: str | Path, env_name: str, episodes: int, seed: int = 0
     key = evaluation_key(DaggerConfig(seed=seed, eval_episodes=episodes))
     if (path / TOML_NAME).is_file():
         student = load_student(path)
-        _check_dims(f"student {path}", (student.input_dim, student.action_dim), env)
+        _check_dims(f"student {path}", (Recurrence.of(student).step_dim, student.action_dim), env)
         log.info("evaluating %s in %s: %d episodes, goals of seed %d", path, env_name, episodes, seed)
         return PolicyEvaluation("student (JAX mirror)", path, evaluate_student(env, student, key, episodes, envs))
     if path.suffix == ".onnx" and path.is_file():
@@ -84,6 +90,36 @@ def evaluate_saved(path: str | Path, env_name: str, episodes: int, seed: int = 0
         return PolicyEvaluation(f"{path.name} (ONNX Runtime)", path,
                                 evaluate_onnx(env, path, key, episodes, batch=envs))
     raise DistillError(f"{path}: neither a student folder (with {TOML_NAME}) nor an .onnx file")
+
+
+@dataclass(frozen=True)
+class EngineComparison:
+    """An ONNX file in MJX and in plain MuJoCo on the same goals, clean and (when the config has
+    them) under the perturbations."""
+
+    path: Path
+    rows: tuple[tuple[str, Sim2Sim], ...]
+    """(condition, comparison): "clean", and the perturbations' description when there are some."""
+
+
+def evaluate_engines(path: str | Path, env_name: str, episodes: int, seed: int = 0,
+                     cfg: DaggerConfig | None = None, progress: bool = True) -> EngineComparison:
+    """`distill eval PATH --engine mujoco`: the file in plain MuJoCo beside MJX, on the goals a `distill
+    run` with that seed evaluates on; `cfg` brings the [distill] perturbations (and episode length)."""
+    path = Path(path)
+    if path.suffix != ".onnx" or not path.is_file():
+        raise DistillError(f"{path}: --engine mujoco runs an exported .onnx file (a student folder runs in MJX only)")
+    cfg = cfg or DaggerConfig(seed=seed)
+    env = run_env(make_env(env_name), cfg)
+    _check_dims(f"{path}", _onnx_dims(path), env)
+    key = evaluation_key(DaggerConfig(seed=seed, eval_episodes=episodes))
+    perturbation = cfg.perturbation(env)
+    log.info("sim2sim %s in %s: %d episodes in MJX and in MuJoCo, goals of seed %d", path, env.spec.name, episodes,
+             seed)
+    rows = [("clean", compare_engines(env, path, key, episodes, progress=progress))]
+    if perturbation.active:
+        rows.append((perturbation.describe(), compare_engines(env, path, key, episodes, perturbation, progress)))
+    return EngineComparison(path, tuple(rows))
 
 
 def run_folder(run: str | Path) -> Path:

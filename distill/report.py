@@ -48,6 +48,11 @@ class StudentInfo:
     width: int
     params: int
     input_dim: int
+    """One observation's width (a history student stacks `history` of them)."""
+    family: str = "mlp"
+    history: int = 1
+    hidden: int = 0
+    layers: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,20 @@ class VariantRecord:
     mean_abs_err: float | None
     qdq_nodes: int
     success: EpisodeMetrics
+    success_perturbed: EpisodeMetrics | None = None
+    """Under the run's perturbations (noise, stale observations, delay), same goals; None without."""
+
+
+@dataclass(frozen=True)
+class Sim2SimRecord:
+    """One ONNX file's figures in MJX and in plain MuJoCo on the same goals and settings."""
+
+    file: str
+    perturbed: bool
+    mjx: EpisodeMetrics
+    mujoco: EpisodeMetrics
+    physics_steps_per_s: float = 0.0
+    """Control steps per second of the MuJoCo loop (policy included)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,12 @@ class RunReport:
     target: TargetVerdict
     artifacts: dict[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
+    student_success_perturbed: EpisodeMetrics | None = None
+    """The student under the run's perturbations, same goals; None when the run has none."""
+    perturbation: str = ""
+    """What those perturbations are ("" or "none" without)."""
+    sim2sim: tuple[Sim2SimRecord, ...] = ()
+    """The fp32 ONNX in plain MuJoCo (C) beside MJX, on the same goals (`distill.bench.sim2sim`)."""
 
     def latency_of(self, model: str, backend: str) -> LatencyResult:
         for row in self.latency:
@@ -126,11 +151,19 @@ class RunReport:
             "target": asdict(self.target),
             "artifacts": dict(self.artifacts),
             "wall_s": self.wall_s,
+            "student_success_perturbed": (None if self.student_success_perturbed is None
+                                          else self.student_success_perturbed.as_dict()),
+            "perturbation": self.perturbation,
+            "sim2sim": [asdict(r) for r in self.sim2sim],
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunReport:
         metrics = lambda m: EpisodeMetrics(**m)
+        maybe = lambda m: None if m is None else metrics(m)
+        variant = lambda v: VariantRecord(**{**v, "success": metrics(v["success"]),
+                                             "success_perturbed": maybe(v.get("success_perturbed"))})
+        sim = lambda r: Sim2SimRecord(**{**r, "mjx": metrics(r["mjx"]), "mujoco": metrics(r["mujoco"])})
         return cls(
             run=d["run"], env=d["env"], random_init=d["random_init"], distill_version=d["distill_version"],
             teacher=TeacherInfo(**d["teacher"]), student=StudentInfo(**d["student"]),
@@ -139,8 +172,10 @@ class RunReport:
             latency_host=d["latency"]["host"],
             latency=tuple(LatencyRow(r["model"], LatencyResult(**{k: v for k, v in r.items() if k != "model"}))
                           for r in d["latency"]["rows"]),
-            variants=tuple(VariantRecord(**{**v, "success": metrics(v["success"])}) for v in d["variants"]),
+            variants=tuple(variant(v) for v in d["variants"]),
             target=TargetVerdict(**d["target"]), artifacts=d["artifacts"], wall_s=d["wall_s"],
+            student_success_perturbed=maybe(d.get("student_success_perturbed")),
+            perturbation=d.get("perturbation", ""), sim2sim=tuple(sim(r) for r in d.get("sim2sim", ())),
         )
 
     @classmethod
@@ -159,6 +194,14 @@ def _fmt_metrics(m: EpisodeMetrics) -> str:
             f"{m.final_success:.3f} | {m.final_distance:.4f} | {m.episodes}")
 
 
+def _family(s: StudentInfo) -> str:
+    if s.family == "history":
+        return f"history of {s.history} observations"
+    if s.family == "gru":
+        return f"GRU {s.layers} x {s.hidden}, head {s.depth} x {s.width}"
+    return "MLP"
+
+
 def render_markdown(report: RunReport) -> str:
     lines: list[str] = []
     if report.random_init:
@@ -169,7 +212,7 @@ def render_markdown(report: RunReport) -> str:
         "",
         (f"teacher `{t.name}` (env {report.env}, actor depth {t.actor_depth}, critic depth "
          f"{t.critic_depth}, width {t.width}, {t.actor_params:,} actor parameters) -> student "
-         f"`{s.preset}` ({s.params:,} parameters, {s.input_dim} inputs)"),
+         f"`{s.preset}` ({_family(s)}, {s.params:,} parameters, {s.input_dim} inputs)"),
         "",
         "## Success in MJX (deterministic policies, same goals)",
         "",
@@ -177,6 +220,8 @@ def render_markdown(report: RunReport) -> str:
         "|---|---|---|---|---|---|",
         f"| teacher | {_fmt_metrics(report.teacher_success)} |",
         f"| student | {_fmt_metrics(report.student_success)} |",
+        *([f"| student under {report.perturbation} | {_fmt_metrics(report.student_success_perturbed)} |"]
+          if report.student_success_perturbed is not None else []),
         "",
         (f"student / teacher: reached {report.ratio('success'):.3f}, time at goal "
          f"{report.ratio('time_at_goal'):.3f}, final-step {report.ratio('final_success'):.3f}"),
@@ -221,6 +266,20 @@ def render_markdown(report: RunReport) -> str:
             mean_err = "—" if v.mean_abs_err is None else f"{v.mean_abs_err:.2e}"
             lines.append(f"| {v.precision} | {m.success:.3f} | {m.time_at_goal:.1f} | {m.final_success:.3f} | "
                          f"{v.max_abs_err:.2e} | {mean_err} | {v.qdq_nodes} | `{Path(v.path).name}` |")
+        perturbed = [v for v in report.variants if v.success_perturbed is not None]
+        if perturbed:
+            lines += ["", f"Under {report.perturbation}:", "", "| variant | reached | time at goal | final-step |",
+                      "|---|---|---|---|"]
+            lines += [f"| {v.precision} | {v.success_perturbed.success:.3f} | {v.success_perturbed.time_at_goal:.1f} | "
+                      f"{v.success_perturbed.final_success:.3f} |" for v in perturbed]
+    if report.sim2sim:
+        lines += ["", "## Sim2sim: the exported file in plain MuJoCo (C engine) against MJX, same goals", "",
+                  "| file | perturbed | engine | reached | time at goal | final-step | final distance | episodes |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in report.sim2sim:
+            for engine, m in (("MJX", r.mjx), ("MuJoCo", r.mujoco)):
+                lines.append(f"| `{Path(r.file).name}` | {'yes' if r.perturbed else 'no'} | {engine} | "
+                             f"{_fmt_metrics(m)} |")
     tv = report.target
     lines += ["", f"## Target `{tv.name}`", "",
               (f"budget p99 <= {tv.budget_p99_ms} ms at {tv.control_hz} Hz; student p99 on this host "

@@ -47,7 +47,7 @@ def run_labels(out: Path) -> None:
 def run_collect(out: Path) -> None:
     from distill.dagger import collect_round
     from distill.envs import make_env
-    from distill.students.mlp import build_student
+    from distill.students.memory import build_student
     from distill.students.presets import get_preset
     from distill.teachers import load_teacher
 

@@ -19,7 +19,7 @@ from distill.envs import make_env
 from distill.errors import DistillError
 from distill.export.onnx_export import export_onnx, onnx_io
 from distill.rollouts import batched_reset, batched_step
-from distill.students.mlp import build_student
+from distill.students.memory import build_student
 from distill.students.presets import get_preset, load_train_config
 from distill.teachers import load_teacher
 
@@ -118,3 +118,63 @@ def test_teacher_of_another_observation_is_refused(env, tmp_path):
     with pytest.raises(DistillError, match="teacher observation"):
         run_dagger(env, teacher, get_preset(PRESET), _train_config(), CFG, tmp_path / "r.h5",
                    tmp_path / "s", lineage={})
+
+
+# --- a robot's student: memory, noise and delay ------------------------------------------------------
+ROBOT_CFG = DaggerConfig(rounds=2, envs=32, eval_episodes=32, heldout_envs=32, obs_noise="gaussian",
+                         obs_noise_scale={"goal_rel": 0.05}, action_delay=1)
+
+
+@pytest.fixture(scope="module")
+def robot_run(tmp_path_factory, env):
+    from dataclasses import replace
+
+    from distill.students.presets import StudentPreset
+
+    root = tmp_path_factory.mktemp("robot")
+    teacher = load_teacher("reacher_8")
+    preset = StudentPreset("gru16_1x32", 1, 32, family="gru", hidden=16, layers=1)
+    train = replace(load_train_config(), epochs=2, min_steps=100, bptt=10)
+    result = run_dagger(env, teacher, preset, train, ROBOT_CFG, root / "rollouts.h5", root / "student",
+                        lineage={"test": True})
+    return root, result, teacher
+
+
+def test_noise_reaches_only_the_students_view_and_the_teacher_labels_clean(robot_run):
+    root, _, teacher = robot_run
+    data = RolloutReader(root / "rollouts.h5").read(("obs", "teacher_obs", "teacher_action"))
+    clean_rel = data["teacher_obs"][:, 10:12] - data["teacher_obs"][:, 4:6]
+    noise = data["obs"][:, 6:8] - clean_rel
+    assert 0.045 < noise.std() < 0.055 and abs(noise.mean()) < 0.005  # goal_rel: std 0.05
+    np.testing.assert_array_equal(data["obs"][:, :4], data["teacher_obs"][:, :4])  # other fields untouched
+    np.testing.assert_allclose(data["teacher_action"][:512], np.asarray(teacher.act(data["teacher_obs"][:512])),
+                               rtol=1e-5, atol=2e-5)
+
+
+def test_actions_land_one_step_late_and_each_episode_starts_with_none_in_flight(robot_run):
+    root, _, _ = robot_run
+    reader = RolloutReader(root / "rollouts.h5")
+    r0 = reader.read(("behavior_action", "teacher_action", "t"), rounds=[0])  # the teacher drives round 0
+    steps, envs = 50, ROBOT_CFG.envs
+    executed = r0["behavior_action"].reshape(steps, envs, 2)
+    computed = r0["teacher_action"].reshape(steps, envs, 2)
+    assert np.all(r0["t"].reshape(steps, envs) == np.arange(steps)[:, None])
+    np.testing.assert_array_equal(executed[0], 0.0)
+    np.testing.assert_allclose(executed[1:], computed[:-1], atol=1e-6)
+
+
+def test_perturbed_run_records_its_settings_and_reports_both_figures(robot_run):
+    import json
+
+    from distill.dagger import STATE_FILE
+    from distill.students.gru import GRUStudent
+
+    root, result, _ = robot_run
+    config = json.loads((root / "student" / STATE_FILE).read_text())["config"]
+    assert config["obs_noise"] == "gaussian" and config["obs_noise_scale"] == {"goal_rel": 0.05}
+    assert config["action_delay"] == 1 and config["stale_obs_prob"] == 0.0
+    for record in result.rounds:
+        assert record.student_perturbed is not None and record.student_perturbed.episodes == ROBOT_CFG.eval_episodes
+    assert isinstance(result.student, GRUStudent) and np.isfinite(result.rounds[-1].critic_gap)
+    heldout = np.load(root / "student" / "heldout.npz")
+    assert heldout["student_seq"].shape == (50, 32, 8) and heldout["starts"][0].all()

@@ -141,7 +141,7 @@ def test_teacher_list_reads_the_zoo(capsys, tmp_path, monkeypatch):
 
 
 def test_preset_list_marks_the_default_and_counts_parameters(capsys):
-    from distill.students.mlp import build_student
+    from distill.students.memory import build_student
     from distill.students.presets import default_preset_name, load_presets
 
     assert main(["preset", "list"]) == 0
@@ -323,6 +323,33 @@ def test_eval_of_a_student_folder_or_onnx_file_on_a_runs_goals(tiny_run, capsys)
     assert _table(captured.out)["student (JAX mirror)"][1:] == _figures(report["success"]["student"])
 
 
+def test_sim2sim_of_a_shipped_reacher_student_agrees_with_mjx(tiny_run, tmp_path, capsys):
+    import tarfile
+
+    from distill.policy_eval import evaluate_engines
+    from distill.ship.bundle import build_bundle
+
+    report = _report(tiny_run)
+    fp32 = next(v for v in report["variants"] if v["precision"] == "fp32")
+    (run_sim,) = report["sim2sim"]  # the run's own: fp32 in both engines, clean (it has no perturbations)
+    assert not run_sim["perturbed"] and run_sim["mjx"] == fp32["success"]
+    shipped = build_bundle(tiny_run.folder, precision="fp32", force=True, out=tmp_path / "bundle.tar.gz")
+    with tarfile.open(shipped.archive) as tar:
+        tar.extractall(tmp_path / "robot", filter="data")
+    onnx_file = tmp_path / "robot" / shipped.bundle / "student.onnx"
+    episodes = fp32["success"]["episodes"]
+    assert main(["eval", str(onnx_file), "--env", "reacher", "--engine", "mujoco", "--episodes", str(episodes)]) == 0
+    rows = _table(capsys.readouterr().out)
+    assert rows["MJX, clean"][1:6] == _figures(fp32["success"])  # the run's goals, in MJX as the run scored them
+    assert "within 3 SE" in rows["MuJoCo (C), clean"][-1]
+    result = evaluate_engines(onnx_file, "reacher", episodes, progress=False)
+    (condition, sim), = result.rows
+    assert condition == "clean" and sim.within_sampling_error
+    assert sim.mujoco.as_dict() == run_sim["mujoco"] and sim.mujoco.episodes == episodes
+    assert abs(sim.mujoco.time_at_goal - sim.mjx.time_at_goal) <= 3 * sim.time_at_goal_se + 0.5
+    assert sim.mujoco.time_at_goal > 10  # a trained student: the agreement is about success, not zeros
+
+
 @pytest.mark.parametrize("argv, message", [
     ([], "give PATH"),
     (["{onnx}"], "give PATH"),
@@ -330,11 +357,14 @@ def test_eval_of_a_student_folder_or_onnx_file_on_a_runs_goals(tiny_run, capsys)
     (["{folder}", "--env", "reacher"], "neither a student folder"),
     (["{onnx}", "--env", "reacher", "--episodes", "0"], "--episodes"),
     (["{onnx}", "--env", "reacher", "--envs", "0"], "--envs"),
+    (["{student}", "--env", "reacher", "--engine", "mujoco"], "runs an exported .onnx"),
+    (["{onnx}", "--env", "reacher", "--config", "{onnx}"], "goes with --engine mujoco"),
     (["--run", "no_such_run"], "no_such_run"),
     (["--run", "{folder}", "--env", "reacher"], "without PATH or --env"),
 ])
 def test_eval_bad_input_is_a_one_line_error(tiny_run, capsys, argv, message):
-    subs = {"onnx": str(tiny_run.folder / "student.onnx"), "folder": str(tiny_run.root)}
+    subs = {"onnx": str(tiny_run.folder / "student.onnx"), "folder": str(tiny_run.root),
+            "student": str(tiny_run.folder / "student")}
     assert main(["eval", *(a.format(**subs) for a in argv)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err

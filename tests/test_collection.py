@@ -13,7 +13,7 @@ from distill import labels
 from distill.dagger import DaggerConfig, collect_round
 from distill.rollouts import reset_batch, stepwise_rollout
 from distill.students.jax_mirror import student_params_to_jax
-from distill.students.mlp import build_student
+from distill.students.memory import build_student
 from distill.students.presets import get_preset
 from distill.teachers import load_teacher, networks
 

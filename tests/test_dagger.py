@@ -16,7 +16,7 @@ from conftest import SMALL_ENVS, TINY_ROUNDS
 from distill.dagger import STATE_FILE, DaggerConfig, RoundRecord, evaluate_student, run_dagger
 from distill.data import RolloutReader
 from distill.errors import DistillError
-from distill.students.mlp import build_student
+from distill.students.memory import build_student
 from distill.teachers import load_teacher
 
 

@@ -26,7 +26,7 @@ from distill.export.precision import count_qdq, make_fp16, make_int8_qdq
 from distill.export.tensorrt import build_engine, trtexec_command
 from distill.export.trt_readiness import check_tensorrt85
 from distill.students.fit import fit_normalizer, fit_student
-from distill.students.mlp import build_student
+from distill.students.memory import build_student
 from distill.students.presets import get_preset, load_train_config
 
 IN_DIM, ACT_DIM = 10, 3

@@ -24,12 +24,13 @@ from distill.data.stream import RowStream
 from distill.errors import DistillError
 from distill.export.onnx_export import export_onnx, onnx_io, ort_session, run_onnx
 from distill.students.checkpoint import load_student, read_student_toml, save_student
-from distill.students.fit import FitResult, fit_round, fit_student
+from distill.students.fit import FitResult, fit_student
 from distill.students.fit_cli import fit_dataset
 from distill.students.fit_log import CSV_NAME, read_fit_csv, tensorboard_available
 from distill.students.jax_mirror import student_apply, student_params_to_jax
 from distill.students.losses import kl
-from distill.students.mlp import MLPStudent, build_student
+from distill.students.memory import build_student
+from distill.students.mlp import MLPStudent
 from distill.students.normalizer import Moments, fit_normalizer, merge_moments
 from distill.students.presets import (
     StudentTrainConfig,
@@ -37,6 +38,7 @@ from distill.students.presets import (
     load_train_config,
     read_train_overrides,
 )
+from distill.students.round_fit import fit_round
 from distill.students.sources import ArraySource, Batch, HDF5Source
 
 OBS, GOAL, ACT = 14, 2, 3

@@ -18,10 +18,10 @@ import onnx
 import pytest
 from conftest import TINY_DISTILL, TINY_PRESETS
 
-from distill.report import RunReport
 from distill.cli import main
 from distill.data import RolloutReader
 from distill.data.validate import validate_dataset
+from distill.report import RunReport
 from distill.teachers import checkpoint, networks
 from distill.teachers.manifest import read_manifest
 

@@ -20,7 +20,7 @@ import pytest
 from distill import labels, sharding
 from distill.data import RolloutReader
 from distill.errors import DistillError
-from distill.students.mlp import build_student
+from distill.students.memory import build_student
 from distill.students.presets import get_preset
 from distill.teachers import load_teacher
 

@@ -31,10 +31,12 @@ from distill.bench.latency import LatencyResult
 from distill.bench.targets import TargetVerdict, load_target
 from distill.cli import main as distill_main
 from distill.data import DatasetMeta, RolloutWriter
+from distill.data.episodes import read_sequences
 from distill.envs import make_env
 from distill.errors import DistillError
 from distill.export.onnx_export import export_onnx
 from distill.export.precision import make_fp16, make_int8_qdq
+from distill.observation import field_sizes
 from distill.report import (
     LatencyRow,
     RunReport,
@@ -52,8 +54,8 @@ from distill.ship.templates import ROBOT_DIR, parser_source
 from distill.ship.yaml_text import dump
 from distill.students.checkpoint import save_student
 from distill.students.fit import fit_normalizer
-from distill.students.mlp import build_student
-from distill.students.presets import get_preset
+from distill.students.memory import build_student
+from distill.students.presets import StudentPreset, get_preset
 
 TEACHER_SHA = "5e" * 32
 ROUND_ROWS = 300
@@ -93,24 +95,29 @@ TRTEXEC_85_LOG = textwrap.dedent("""\
 
 # --- the run folder ----------------------------------------------------------------------------
 def _round(spec, n: int, seed: int) -> dict[str, np.ndarray]:
+    """Time-major rows of 3 envs' 100-step episodes (ids unique per round), as DAgger lays them out."""
     rng = np.random.default_rng(seed)
     a = spec.action_dim
     dim = spec.student_input_dim
     obs = rng.normal(size=(n, dim)) * np.linspace(0.05, 2.0, dim)
     actions = np.tanh(rng.normal(size=(n, a)))
+    envs = 3
     return {
         "obs": obs.astype(np.float32), "goal": rng.normal(size=(n, spec.goal_dim)),
         "teacher_action": actions, "teacher_mean": np.arctanh(actions * 0.999),
         "teacher_log_std": np.full((n, a), -1.0), "behavior_action": actions,
-        "critic_value": rng.normal(size=n), "episode": np.arange(n) // 100, "t": np.arange(n) % 100,
-        "done": np.arange(n) % 100 == 99, "success": np.zeros(n, bool),
+        "critic_value": rng.normal(size=n), "episode": seed * envs + np.arange(n) % envs, "t": np.arange(n) // envs,
+        "done": np.arange(n) // envs == 99, "success": np.zeros(n, bool),
         **({"teacher_obs": rng.normal(size=(n, spec.input_dim)).astype(np.float32)} if spec.asymmetric else {}),
     }
 
 
-def make_run(root: Path, run: str = "go2_test-mlp_2x64", p99_ms: float = 0.09, random_init: bool = False) -> Path:
+def make_run(root: Path, run: str = "go2_test-mlp_2x64", p99_ms: float = 0.09, random_init: bool = False,
+             preset: StudentPreset | None = None) -> Path:
     """A finished run of the Go2 as `distill run` leaves it, minus the MJX parts."""
-    spec = make_env("go2").spec
+    preset = preset or get_preset("mlp_2x64")
+    env = make_env("go2")
+    spec = env.spec
     run_dir = root / "students" / run
     dataset = root / "datasets" / run / "rollouts.h5"
     meta = DatasetMeta.from_env_spec(spec, teacher_name="go2_test", teacher_sha256=TEACHER_SHA,
@@ -120,18 +127,27 @@ def make_run(root: Path, run: str = "go2_test-mlp_2x64", p99_ms: float = 0.09, r
             writer.append_round(k, _round(spec, ROUND_ROWS, seed=k))
     obs = np.concatenate([_round(spec, ROUND_ROWS, seed=k)["obs"] for k in range(2)])
     mean, std = fit_normalizer(obs)
-    student = build_student(get_preset("mlp_2x64"), spec.student_input_dim, spec.action_dim, mean, std, seed=3)
+    student = build_student(preset, spec.student_input_dim, spec.action_dim, mean, std, seed=3,
+                            fields=field_sizes(env))
     save_student(student, run_dir / "student", metadata={"round": 1, "teacher": "go2_test"})
     export = export_onnx(student, run_dir / "student.onnx")
-    fp16 = make_fp16(export.path, run_dir / "student.fp16.onnx", eval_obs=obs[:256])
-    int8 = make_int8_qdq(export.path, run_dir / "student.int8.qdq.onnx", calibration_obs=obs, eval_obs=obs[:256])
+    if preset.family == "gru":
+        seq, starts = read_sequences(dataset, max_rows=256)
+        fp16 = make_fp16(export.path, run_dir / "student.fp16.onnx", eval_obs=seq, eval_starts=starts)
+        int8 = make_int8_qdq(export.path, run_dir / "student.int8.qdq.onnx", calibration_obs=seq,
+                             calibration_starts=starts, eval_obs=seq, eval_starts=starts)
+    else:
+        rows = obs if preset.family == "mlp" else student.layout.stack_sequence(*read_sequences(dataset))
+        fp16 = make_fp16(export.path, run_dir / "student.fp16.onnx", eval_obs=rows[:256])
+        int8 = make_int8_qdq(export.path, run_dir / "student.int8.qdq.onnx", calibration_obs=rows, eval_obs=rows[:256])
     metrics = EpisodeMetrics(success=1.0, time_at_goal=400.0, final_success=1.0, final_distance=0.1,
                              episodes=16, episode_length=500)
     device = "test CPU, 1 thread(s)"
     report = RunReport(
         run=run, env="go2", random_init=random_init, distill_version=distill.__version__,
         teacher=TeacherInfo("go2_test", 8, 8, 128, 1, TEACHER_SHA),
-        student=StudentInfo("mlp_2x64", 2, 64, student.num_params(), student.input_dim),
+        student=StudentInfo(preset.name, preset.depth, preset.width, student.num_params(), spec.student_input_dim,
+                            preset.family, preset.history, preset.hidden, preset.layers),
         teacher_success=metrics, student_success=metrics, rounds=(),
         latency_host="test CPU (x86_64), jax test",
         latency=(LatencyRow("student", LatencyResult("onnxruntime_cpu", 0.05, p99_ms, 0.06, 2000, device)),
@@ -197,7 +213,7 @@ def test_bundle_unpacks_with_every_checksum_valid(shipped, unpacked):
     assert shipped.archive.parent.name == "ship" and unpacked.name == shipped.bundle
     names = sorted(p.name for p in unpacked.iterdir())
     assert names == sorted(["student.fp16.onnx", "deploy.yaml", "build_engine.sh", "run_policy.py",
-                            "replay_obs.npy", "replay_actions.npy", "SHA256SUMS"])
+                            "replay_obs.npy", "replay_actions.npy", "replay_starts.npy", "SHA256SUMS"])
     listed = {}
     for line in (unpacked / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split("  ", 1)
@@ -216,7 +232,7 @@ def test_bundle_unpacks_with_every_checksum_valid(shipped, unpacked):
 def test_run_policy_replays_the_students_actions_with_onnxruntime_alone(unpacked, run_dir):
     proc = robot_python(unpacked, "--replay", "--onnx")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "replay OK: 256 rows through ONNX Runtime" in proc.stdout
+    assert "replay OK: 256 rows (256 episodes) through ONNX Runtime" in proc.stdout
     # the replay rows are the run's own dataset rows, and the actions those of the shipped file
     obs, actions = np.load(unpacked / "replay_obs.npy"), np.load(unpacked / "replay_actions.npy")
     assert obs.dtype == np.float32 and obs.shape == (256, 44) and actions.shape == (256, 12)
@@ -369,6 +385,81 @@ def test_shipped_script_carries_the_one_trtexec_parser(unpacked):
     script = (unpacked / "build_engine.sh").read_text()
     assert "PRECISION_FLAGS=--fp16\n" in script and "JETPACK_TRTEXEC=/usr/src/tensorrt/bin/trtexec\n" in script
     assert "ONNX_FILE=student.fp16.onnx\n" in script and "ENGINE_FILE=student.fp16.engine\n" in script
+
+
+# --- students with memory ----------------------------------------------------------------------
+GRU_PRESET = StudentPreset("gru_1x32_h16", 1, 32, family="gru", hidden=16, layers=1)
+HISTORY_PRESET = StudentPreset("hist3_1x32", 1, 32, family="history", history=3)
+
+
+def _unpack(archive: Path, dest: Path) -> Path:
+    assert not any(dest.iterdir())
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+    (top,) = dest.iterdir()
+    return top
+
+
+@pytest.fixture(scope="module")
+def gru_bundle(tmp_path_factory) -> Path:
+    run_dir = make_run(tmp_path_factory.mktemp("gru"), run="go2_test-gru", preset=GRU_PRESET)
+    return _unpack(build_bundle(run_dir, precision="fp32").archive, tmp_path_factory.mktemp("robot_gru"))
+
+
+def test_gru_bundle_replays_whole_episodes_with_resets_in_an_empty_folder(gru_bundle, tmp_path):
+    if shutil.which("sha256sum"):
+        check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=gru_bundle, check=False, capture_output=True,
+                               text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    starts = np.load(gru_bundle / "replay_starts.npy")
+    assert starts[0] and starts.sum() >= 3 and len(starts) > starts.sum()  # several episodes, several steps each
+    proc = robot_python(gru_bundle, "--replay", "--onnx")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"({int(starts.sum())} episodes) through ONNX Runtime" in proc.stdout
+    # a runner that never resets its hidden state between episodes does not reproduce the student
+    copy = tmp_path / gru_bundle.name
+    shutil.copytree(gru_bundle, copy)
+    np.save(copy / "replay_starts.npy", np.zeros_like(starts))
+    proc = robot_python(copy, "--replay", "--onnx")
+    assert proc.returncode == 1 and "replay FAILED" in proc.stdout
+
+
+def test_gru_deploy_yaml_names_the_state_and_its_reset(gru_bundle):
+    yaml = pytest.importorskip("yaml")
+    doc = yaml.safe_load((gru_bundle / "deploy.yaml").read_text())
+    assert doc["model"]["input_shape"] == [1, 44] and doc["model"]["state_shape"] == [1, 1, 16]
+    assert (doc["model"]["state_input"], doc["model"]["state_output"]) == ("h_in", "h_out")
+    memory = doc["memory"]
+    assert memory["kind"] == "recurrent" and memory["history"] == []
+    (state,) = memory["state"]
+    assert state["input"] == "h_in" and state["output"] == "h_out" and state["shape"] == [1, 1, 16]
+    assert state["initial"] == "zeros" and "episode's first step" in state["reset"]
+    text = (gru_bundle / "run_policy.py").read_text()
+    assert "STATE_INPUT = 'h_in'\n" in text and "STATE_SHAPE = (1, 1, 16)\n" in text and "OBS_DIM = 44\n" in text
+
+
+def test_history_bundle_stacks_each_field_oldest_first(tmp_path_factory):
+    run_dir = make_run(tmp_path_factory.mktemp("hist"), run="go2_test-hist", preset=HISTORY_PRESET)
+    bundle = _unpack(build_bundle(run_dir, precision="int8").archive, tmp_path_factory.mktemp("robot_hist"))
+    yaml = pytest.importorskip("yaml")
+    doc = yaml.safe_load((bundle / "deploy.yaml").read_text())
+    memory = doc["memory"]
+    assert memory["kind"] == "history" and memory["history_length"] == 3 and "oldest first" in memory["history_order"]
+    fields = {f["name"]: f for f in memory["history"]}
+    joint = fields["joint_pos"]
+    assert (joint["obs_start"], joint["obs_stop"]) == (6, 18)
+    assert (joint["input_start"], joint["input_stop"]) == (18, 54) and joint["history_length"] == 3
+    assert doc["model"]["input_shape"] == [1, 3 * 44] and memory["history"][-1]["input_stop"] == 3 * 44
+    proc = robot_python(bundle, "--replay", "--onnx")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "episodes) through ONNX Runtime" in proc.stdout
+
+
+def test_gru_bundle_replays_under_a_real_python38(gru_bundle, robot_venv):
+    proc = subprocess.run([str(robot_venv), "-I", str(gru_bundle / "run_policy.py"), "--replay", "--onnx"],
+                          check=False, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "replay OK" in proc.stdout
 
 
 # --- deploy.yaml -----------------------------------------------------------------------------

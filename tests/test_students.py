@@ -21,7 +21,8 @@ from distill.students.checkpoint import (
 )
 from distill.students.fit import evaluate_loss, fit_normalizer, fit_student
 from distill.students.jax_mirror import student_apply, student_params_to_jax
-from distill.students.mlp import STD_FLOOR, MLPStudent, build_student
+from distill.students.memory import build_student
+from distill.students.mlp import STD_FLOOR, MLPStudent
 from distill.students.presets import (
     StudentPreset,
     StudentTrainConfig,

@@ -215,3 +215,63 @@ def test_facts_table_states_its_source_and_covers_what_distill_emits():
     assert EMITTED_OPS <= facts.supported
     assert not {"LayerNormalization", "HardSwish", "IsInf", "Mod"} & facts.supported
     assert facts.zero_point_type == TensorProto.INT8 and facts.scale_type == TensorProto.FLOAT
+
+
+# --- recurrent layers: FP32 / FP16 only ----------------------------------------------------------------
+H = 3
+
+
+def gru_model(quantise_weights: bool, activations: tuple[str, ...] | None = None, direction: str = "forward"):
+    """obs [1, IN] -> GRU over one step (hidden H) -> Gemm -> action; optionally the GRU's input weights
+    behind an int8 DequantizeLinear (an int8 GRU)."""
+    dirs = 2 if direction == "bidirectional" else 1
+    w = np.full((dirs, 3 * H, IN), 0.1, np.float32)
+    r = np.full((dirs, 3 * H, H), 0.1, np.float32)
+    inits = [init("r", r), init("axes0", np.array([0], np.int64)),
+             init("wo", np.ones((OUT, dirs * H), np.float32)), init("bo", np.zeros(OUT, np.float32))]
+    nodes = [helper.make_node("Unsqueeze", ["obs", "axes0"], ["x"], name="seq")]
+    if quantise_weights:
+        inits += [init("w_q", np.ones(w.shape, np.int8)), init("w_scale", np.array(0.1, np.float32)),
+                  init("w_zp", np.array(0, np.int8))]
+        nodes.append(helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zp"], ["w_dq"], name="dq_w"))
+        nodes.append(helper.make_node("Identity", ["w_dq"], ["w"], name="w_copy"))  # a layout op in between
+    else:
+        inits.append(init("w", w))
+    attrs = {"hidden_size": H, "linear_before_reset": 1, "direction": direction}
+    if activations:
+        attrs["activations"] = list(activations)
+    nodes += [
+        helper.make_node("GRU", ["x", "w", "r"], ["y", "y_h"], name="gru", **attrs),
+        helper.make_node("Reshape", ["y", "shape"], ["h2"], name="rows"),
+        helper.make_node("Gemm", ["h2", "wo", "bo"], ["a"], name="head", transB=1),
+        helper.make_node("Tanh", ["a"], ["action"], name="tanh"),
+    ]
+    inits.append(init("shape", np.array([1, dirs * H], np.int64)))
+    return model(nodes, inits)
+
+
+def test_float_gru_is_ready():
+    result = check_tensorrt85(gru_model(quantise_weights=False))
+    assert result.ok, result.problems
+    assert result.op_counts["GRU"] == 1
+
+
+def test_int8_gru_is_refused_with_the_reason():
+    result = check_tensorrt85(gru_model(quantise_weights=True))
+    assert len(result.problems) == 1
+    (problem,) = result.problems
+    assert "GRU gru reads int8 (Q/DQ) input 1" in problem and "FP32/FP16 only" in problem
+    assert "leaves the GRU in float" in problem
+
+
+def test_bidirectional_gru_with_different_activations_is_refused():
+    acts = ("Sigmoid", "Tanh", "Sigmoid", "Relu")
+    (problem,) = check_tensorrt85(gru_model(False, acts, "bidirectional")).problems
+    assert "bidirectional with different activations" in problem
+    assert check_tensorrt85(gru_model(False, ("Sigmoid", "Tanh") * 2, "bidirectional")).ok
+
+
+def test_facts_table_gives_recurrent_precisions():
+    facts = parser_facts()
+    assert facts.recurrent == {"GRU": ("FP32", "FP16"), "LSTM": ("FP32", "FP16"), "RNN": ("FP32", "FP16")}
+    assert "GRU" in facts.supported

@@ -3,7 +3,8 @@
 One call = a float32 numpy observation row [1, D] in, a numpy action out: host-device copies
 and framework dispatch count, because the robot pays for them every step. Each backend runs
 `warmup` untimed calls first, then `n_calls` timed ones (time.perf_counter_ns), cycling over a
-fixed bank of random rows drawn before timing starts.
+fixed bank of random rows drawn before timing starts. A recurrent file or student is timed as a
+controller runs it: each call feeds back the state the previous call returned.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ import numpy as np
 import torch
 
 from distill.errors import DistillError
-from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, ort_session
+from distill.export.onnx_export import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    STATE_INPUT,
+    STATE_OUTPUT,
+    ort_session,
+)
 from distill.export.tensorrt import import_tensorrt
 from distill.progress import progress_bar
 from distill.students.threads import torch_threads
@@ -99,10 +106,17 @@ def ort_latency(
 ) -> LatencyResult:
     """ONNX Runtime on the CPU: sequential execution, `threads` intra-op threads (1, as on the robot)."""
     session = ort_session(onnx_path, threads=threads)
-    input_dim = int(session.get_inputs()[0].shape[1])
+    inputs = {i.name: i.shape for i in session.get_inputs()}
+    input_dim = int(inputs[INPUT_NAME][1])
+    if STATE_INPUT in inputs:
+        state = [np.zeros(inputs[STATE_INPUT], np.float32)]
 
-    def call(obs: np.ndarray) -> np.ndarray:
-        return session.run([OUTPUT_NAME], {INPUT_NAME: obs})[0]
+        def call(obs: np.ndarray) -> np.ndarray:
+            action, state[0] = session.run([OUTPUT_NAME, STATE_OUTPUT], {INPUT_NAME: obs, STATE_INPUT: state[0]})
+            return action
+    else:
+        def call(obs: np.ndarray) -> np.ndarray:
+            return session.run([OUTPUT_NAME], {INPUT_NAME: obs})[0]
 
     times = time_calls(call, input_dim, n_calls, warmup, "onnxruntime", progress)
     return summarize("onnxruntime_cpu", times, f"{cpu_name()}, {threads} thread(s)")
@@ -118,9 +132,15 @@ def torch_eager_latency(
 ) -> LatencyResult:
     """PyTorch eager on the CPU under inference_mode, `threads` intra-op threads."""
     model = copy.deepcopy(module).cpu().eval()
+    if getattr(model, "family", "") == "gru":
+        state = [model.initial_state(1)]
 
-    def call(obs: np.ndarray) -> np.ndarray:
-        return model(torch.from_numpy(obs)).numpy()
+        def call(obs: np.ndarray) -> np.ndarray:
+            action, state[0] = model(torch.from_numpy(obs), state[0])
+            return action.numpy()
+    else:
+        def call(obs: np.ndarray) -> np.ndarray:
+            return model(torch.from_numpy(obs)).numpy()
 
     with torch_threads(threads), torch.inference_mode():
         times = time_calls(call, input_dim, n_calls, warmup, "torch eager", progress)
@@ -144,20 +164,25 @@ def torch_cuda_graph_latency(
     device = torch.device("cuda")
     model = copy.deepcopy(module).to(device).eval()
     static_in = torch.zeros(1, input_dim, device=device)
+    recurrent = getattr(model, "family", "") == "gru"
+    static_h = model.initial_state(1) if recurrent else None
+    forward = (lambda: model(static_in, static_h)) if recurrent else (lambda: (model(static_in), None))
     with torch.no_grad():
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(3):
-                model(static_in)
+                forward()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            static_out = model(static_in)
+            static_out, static_h_out = forward()
 
     def call(obs: np.ndarray) -> np.ndarray:
         static_in.copy_(torch.from_numpy(obs))
         graph.replay()
+        if recurrent:
+            static_h.copy_(static_h_out)  # the state fed back, as a controller does
         return static_out.cpu().numpy()
 
     times = time_calls(call, input_dim, n_calls, warmup, "torch cuda graph", progress)
@@ -184,7 +209,9 @@ def tensorrt_latency(
     context = engine.create_execution_context()
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
     dtypes = {name: engine.get_tensor_dtype(name) for name in names}
-    if sorted(names) != sorted([INPUT_NAME, OUTPUT_NAME]) or set(dtypes.values()) != {trt.float32}:
+    recurrent = STATE_INPUT in names
+    want = [INPUT_NAME, OUTPUT_NAME, *((STATE_INPUT, STATE_OUTPUT) if recurrent else ())]
+    if sorted(names) != sorted(want) or set(dtypes.values()) != {trt.float32}:
         raise DistillError(
             f"{engine_path} has I/O {dtypes}; a distill engine takes float32 {INPUT_NAME!r} and returns float32 "
             f"{OUTPUT_NAME!r} (build it from a distill ONNX export)"
@@ -201,6 +228,8 @@ def tensorrt_latency(
         with torch.cuda.stream(stream):
             buffers[INPUT_NAME].copy_(torch.from_numpy(obs))
             context.execute_async_v3(stream.cuda_stream)
+            if recurrent:
+                buffers[STATE_INPUT].copy_(buffers[STATE_OUTPUT])
             return buffers[OUTPUT_NAME].cpu().numpy()
 
     times = time_calls(call, input_dim, n_calls, warmup, "tensorrt", progress)

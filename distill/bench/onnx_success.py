@@ -1,9 +1,12 @@
 """Success in MJX of an exported ONNX policy, run by ONNX Runtime exactly as it will be shipped.
 
 Reduced-precision variants can keep a small action error and still lose the task, so each file is
-driven through real episodes: MJX steps the batch of envs (the env's shared compiled step, see
-`distill.rollouts.stepwise_rollout`), ONNX Runtime computes every env's action at batch 1 (the
-exported graph's static shape).
+driven through real episodes: MJX steps the batch of envs (the env's shared compiled step,
+`distill.rollouts.batched_step`), ONNX Runtime computes every env's action at batch 1 (the exported
+graph's static shape). A file of a student with memory is stepped by
+`distill.export.stepper.OnnxPolicy`, which carries each env's history buffer or hidden state and
+starts it afresh when that env's episode ends; the robot's perturbations, when asked for, apply
+through `distill.robust.NumpyPerturbation` (their noise seeded from the evaluation key).
 """
 
 from __future__ import annotations
@@ -11,22 +14,63 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from distill import robust
 from distill.envs.base import GoalEnv
-from distill.export.onnx_export import ort_session, run_onnx
-from distill.rollouts import EpisodeMetrics, Observation, evaluate_policy
+from distill.export.stepper import OnnxPolicy
+from distill.progress import progress_bar
+from distill.rollouts import EpisodeMetrics, batched_reset, batched_step, episode_metrics
 
 
-def evaluate_onnx(env: GoalEnv, onnx_path: str | Path, key: jax.Array, episodes: int,
-                  batch: int | None = None) -> EpisodeMetrics:
+def key_seed(key: jax.Array) -> list[int]:
+    """A numpy seed from a JAX key, so host-side noise is as reproducible as the key."""
+    data = jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return [int(x) for x in np.asarray(data).ravel()]
+
+
+def evaluate_onnx(env: GoalEnv, onnx_path: str | Path, key: jax.Array, episodes: int, batch: int | None = None,
+                  progress: bool = True, perturbation: robust.Perturbation = robust.NONE) -> EpisodeMetrics:
     """`episodes` deterministic episodes, `batch` envs at a time, on the goals `rollouts.evaluate`
     draws from the same key, so the figures compare with the JAX policies'; the file reads the
     student's observation."""
-    session = ort_session(onnx_path, threads=1)
+    done, success, dist = run_onnx_episodes(env, onnx_path, key, episodes, progress, perturbation, batch)
+    return episode_metrics(done, success, dist, env.spec.episode_length)
 
-    def policy(params, obs: Observation, key):
-        del params, key
-        return run_onnx(session, np.asarray(obs.student, np.float32)), {}
 
-    return evaluate_policy(env, policy, None, key, episodes, batch=batch, jit_policy=False)
+def run_onnx_episodes(env: GoalEnv, onnx_path: str | Path, key: jax.Array, episodes: int, progress: bool = True,
+                      perturbation: robust.Perturbation = robust.NONE,
+                      batch: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What `evaluate_onnx` scores: done, success and distance, each [episode_length, episodes].
+    Env i resets from the i-th of `jax.random.split(k_reset, episodes)` whatever the batch (as in
+    `rollouts.run_episodes`); the last batch is padded with copies of its first env, dropped after."""
+    k_reset, k_roll = jax.random.split(key)
+    batch = batch or episodes
+    keys = jax.random.split(k_reset, episodes)
+    policy = OnnxPolicy(onnx_path, batch=batch, threads=1)
+    step = batched_step(env)
+    parts = []
+    for b, start in enumerate(range(0, episodes, batch)):
+        chunk = keys[start : start + batch]
+        valid = chunk.shape[0]
+        if valid < batch:
+            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[:1], batch - valid, 0)])
+        seed = key_seed(k_roll if b == 0 else jax.random.fold_in(k_roll, b))
+        robot = robust.NumpyPerturbation(perturbation, batch, policy.step_dim, policy.action_dim, seed)
+        policy.reset()
+        state = batched_reset(env)(chunk)
+        done, success, dist = [], [], []
+        for _ in progress_bar(range(env.spec.episode_length), f"MJX x ONNX {Path(onnx_path).name}",
+                              enabled=progress, unit="step", leave=False):
+            obs = np.asarray(state.student_obs, np.float32)
+            action = policy.act(robot.perceive(obs) if perturbation.active else obs)
+            state = step(state, jnp.asarray(robot.actuate(action)))
+            ended = np.asarray(state.done)
+            policy.reset(ended)
+            robot.reset(ended)
+            done.append(ended)
+            success.append(np.asarray(state.success))
+            dist.append(np.asarray(state.dist))
+        parts.append(tuple(np.stack(x)[:, :valid] for x in (done, success, dist)))
+    return tuple(np.concatenate(x, axis=1) for x in zip(*parts, strict=True))

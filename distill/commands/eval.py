@@ -22,6 +22,26 @@ def _figures(m) -> list[str]:
 
 
 HEADER = ("policy", "success", "time at goal", "final-step", "final distance", "episodes")
+ENGINES = ("mjx", "mujoco")
+
+
+def _engines(args: argparse.Namespace) -> int:
+    from distill.pipeline import load_dagger_config
+    from distill.policy_eval import evaluate_engines
+
+    cfg = load_dagger_config(args.config) if args.config else None
+    result = evaluate_engines(args.path, args.env, args.episodes, args.seed, cfg)
+    rows = []
+    for condition, r in result.rows:
+        rows.append([f"MJX, {condition}", *_figures(r.mjx), "—"])
+        rows.append([f"MuJoCo (C), {condition}", *_figures(r.mujoco),
+                     (f"{r.time_at_goal_diff:+.1f} ± {r.time_at_goal_se:.1f} steps, final-step "
+                     f"{r.final_success_diff:+.3f} ± {r.final_success_se:.3f}"
+                     f" ({'within' if r.within_sampling_error else 'OUTSIDE'} 3 SE)")])
+    print(format_table((*HEADER, "MuJoCo − MJX (± SE, paired)"), rows))
+    print(f"{result.path.name}: same goals and starts in both engines; MuJoCo ran "
+          f"{result.rows[0][1].mujoco_steps_per_s:.0f} control steps/s (one env, policy included)")
+    return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -42,6 +62,10 @@ def _eval(args: argparse.Namespace) -> int:
         raise DistillError("give PATH (a student folder or .onnx file) with --env ENV, or --run RUN")
     if args.episodes < 1 or args.envs < 1:
         raise DistillError(f"--episodes and --envs must be >= 1, got {args.episodes} and {args.envs}")
+    if args.engine == "mujoco":
+        return _engines(args)
+    if args.config:
+        raise DistillError("--config (perturbations) goes with --engine mujoco; `distill run` reports MJX under them")
     result = evaluate_saved(args.path, args.env, args.episodes, args.seed, envs=args.envs, backend=args.backend)
     print(format_table(HEADER, [[result.label, *_figures(result.metrics)]]))
     return 0
@@ -49,8 +73,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval", help="success in MJX of a saved student or ONNX file, or re-check a run",
-                        description="distill eval PATH --env ENV [--episodes N] [--seed S], or "
-                                    "distill eval --run RUN (exit 1 if a figure differs from the report)")
+                        description="distill eval PATH --env ENV [--episodes N] [--seed S] [--engine mujoco "
+                                    "[--config FILE]], or distill eval --run RUN (exit 1 if a figure differs from "
+                                    "the report)")
     ev.add_argument("path", nargs="?", help="student folder (student.toml + weights) or .onnx file")
     ev.add_argument("--env", help="env to evaluate PATH in (default: none; required with PATH)")
     ev.add_argument("--backend", default=None,
@@ -60,6 +85,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="envs stepped at once; the run's [distill] envs reproduces its figures exactly")
     ev.add_argument("--seed", type=int, default=0,
                     help="goals: those a `distill run` with this [distill] seed evaluates on")
+    ev.add_argument("--engine", choices=ENGINES, default="mjx",
+                    help="mujoco: run the .onnx in plain MuJoCo (C engine, one env, a controller's loop) beside MJX "
+                         "on the same goals (sim2sim)")
+    ev.add_argument("--config", help="with --engine mujoco: a [distill] TOML whose noise / delay / stale-observation "
+                                     "keys (and episode_length) apply in both engines (default: none)")
     ev.add_argument("--run", help="re-evaluate a finished run (name under students/, or its folder): its student "
                                   "and every ONNX variant on the report's goals, compared with the recorded "
                                   "figures (default: evaluate PATH instead)")

@@ -25,17 +25,25 @@ def _dims(args: argparse.Namespace) -> tuple[int, int] | None:
     return args.input_dim, args.action_dim
 
 
+def _memory(preset) -> str:
+    if preset.family == "history":
+        return f"last {preset.history} observations"
+    if preset.family == "gru":
+        return f"GRU {preset.layers} x {preset.hidden}"
+    return "—"
+
+
 def _list(args: argparse.Namespace) -> int:
     from distill.students.presets import default_preset_name, default_presets_path, load_presets
 
     dims = _dims(args)
     presets = load_presets()
     default = default_preset_name()
-    header = ["preset", "depth", "width", "activation"]
-    rows = [[f"{name}{' (default)' if name == default else ''}", p.depth, p.width, p.activation]
+    header = ["preset", "depth", "width", "activation", "memory"]
+    rows = [[f"{name}{' (default)' if name == default else ''}", p.depth, p.width, p.activation, _memory(p)]
             for name, p in presets.items()]
     if dims is not None:
-        from distill.students.mlp import build_student
+        from distill.students.memory import build_student
 
         header.append(f"params ({dims[0]} in, {dims[1]} out)")
         for row, preset in zip(rows, presets.values()):
@@ -46,7 +54,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    group = sub.add_parser("preset", help="list the student presets (depth, width, parameters)")
+    group = sub.add_parser("preset", help="list the student presets (depth, width, memory, parameters)")
     psub = group.add_subparsers(dest="preset_command", metavar="ACTION", required=True)
     listing = psub.add_parser("list", help="presets with depth and width, the default marked; "
                                            "parameter counts for the given dims")

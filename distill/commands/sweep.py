@@ -12,7 +12,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
     presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
     sweep = run_sweep(SweepRequest(teacher=args.teacher, presets=presets, config=load_dagger_config(args.config),
-                                   name=args.name, target=args.target, random_init=args.random_init,
+                                   name=args.name, env=args.env, target=args.target, random_init=args.random_init,
                                    latency_calls=args.latency_calls))
     print(render_sweep(sweep))
     return 0
@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--presets", default=",".join(DEFAULT_PRESETS), help="comma-separated student presets")
     sweep.add_argument("--config", help="TOML with a [distill] table, shared by every preset's run")
     sweep.add_argument("--name", help="sweep name (default sweep-<teacher>); runs are NAME-<preset>")
+    sweep.add_argument("--env", help="env to distil in (default: the teacher's), e.g. point_u_maze_blind")
     sweep.add_argument("--target", default="go2", help="target profile (benchmarks/targets/NAME.toml)")
     sweep.add_argument("--latency-calls", type=int, default=2000, help="timed calls per file and backend")
     sweep.add_argument("--random-init", action="store_true",

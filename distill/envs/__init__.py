@@ -30,6 +30,7 @@ ENV_FACTORIES: dict[str, tuple[str, str]] = {
     "go2": ("distill.envs.go2", "make_go2"),
     "go2_obstacles": ("distill.envs.go2", "make_go2_obstacles"),
     "point_u_maze": ("distill.envs.point_maze", "make_point_u_maze"),
+    "point_u_maze_blind": ("distill.envs.point_maze", "make_point_u_maze_blind"),
     "point_medium_maze": ("distill.envs.point_maze", "make_point_medium_maze"),
     "point_large_maze": ("distill.envs.point_maze", "make_point_large_maze"),
 }

@@ -15,6 +15,12 @@ timestep, Euler), and the layouts are that package's `U_MAZE`, `MEDIUM_MAZE` and
 Observation (4 state + 2 goal): [0:2] ball x, y  [2:4] ball vx, vy  [4:6] goal x, y;
 goal indices (0, 1).
 
+`point_u_maze_blind` is the U maze with a velocity-blind student: it sees the ball's position and the
+goal ([0:2] ball x, y  [2:4] goal x, y), as a robot with a position sensor and no velocity estimate
+would, while its teacher keeps the full observation (a `point_u_maze` teacher labels it). The ball
+carries momentum (speeds up to 5 m/s, damping 1), so a student that sees one position cannot tell
+how fast it is going: the task for students with memory (history or recurrent).
+
 Differences from Gymnasium-Robotics, none of which changes the task:
 - The goal stays fixed for the whole episode (D4RL's evaluation protocol); Gymnasium's default
   `continuing_task` draws a new goal when the ball reaches one. Episodes end only on time.
@@ -29,6 +35,7 @@ Differences from Gymnasium-Robotics, none of which changes the task:
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
 from functools import cache
 from pathlib import Path
@@ -39,7 +46,7 @@ import mujoco
 import numpy as np
 from mujoco import mjx
 
-from distill.envs.base import EnvSpec, MjxGoalEnv
+from distill.envs.base import EnvSpec, MjxGoalEnv, ObservationSpec
 from distill.envs.maze import limit_geom_pairs
 from distill.errors import DistillError
 
@@ -138,14 +145,19 @@ def _spec(name: str, episode_length: int, control_dt: float) -> EnvSpec:
     )
 
 
+BLIND_STUDENT = ObservationSpec(names=("ball_x", "ball_y", "goal_x", "goal_y"), goal_dim=2)
+"""The velocity-blind student's observation: position and goal, no velocity."""
+
+
 class PointMaze(MjxGoalEnv):
     """A force-controlled ball in a maze; see the module docstring for the task."""
 
-    def __init__(self, name: str) -> None:
-        layout, episode_length = MAZES[name]
+    def __init__(self, name: str, layout_of: str | None = None, student: ObservationSpec | None = None) -> None:
+        layout, episode_length = MAZES[layout_of or name]
         self.rows = maze_map(layout)
         model = build_model(self.rows)
-        super().__init__(model, _spec(name, episode_length, float(model.opt.timestep)), n_frames=1)
+        spec = dataclasses.replace(_spec(name, episode_length, float(model.opt.timestep)), student=student)
+        super().__init__(model, spec, n_frames=1)
         self.free_cells = cell_centres(self.rows, 0)
         self._free = jnp.asarray(self.free_cells)
 
@@ -165,6 +177,10 @@ class PointMaze(MjxGoalEnv):
     def observe(self, data, goal):
         return jnp.concatenate([data.qpos, data.qvel])
 
+    def observe_student(self, data, goal):
+        """The velocity-blind student (`point_u_maze_blind`): position, then goal."""
+        return jnp.concatenate([data.qpos, goal])
+
     def achieved_goal(self, data):
         return data.qpos
 
@@ -174,6 +190,10 @@ class PointMaze(MjxGoalEnv):
 
 def make_point_u_maze() -> PointMaze:
     return PointMaze("point_u_maze")
+
+
+def make_point_u_maze_blind() -> PointMaze:
+    return PointMaze("point_u_maze_blind", layout_of="point_u_maze", student=BLIND_STUDENT)
 
 
 def make_point_medium_maze() -> PointMaze:

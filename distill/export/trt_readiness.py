@@ -10,7 +10,10 @@ types) live in `tensorrt85_onnx_ops.toml` beside this module, with their source.
 - no DOUBLE anywhere: inputs, outputs, value_info, initializers, constant attributes, and Cast
   (or any `to`/`dtype` attribute) targets — TensorRT would cast them down, clamping the range;
 - Q/DQ: scale and zero point constant, zero point int8 and all zero (QuantizeLinear must name
-  one: without it its output is uint8), scale float32, a constant DequantizeLinear input int8.
+  one: without it its output is uint8), scale float32, a constant DequantizeLinear input int8;
+- recurrent layers (GRU, LSTM, RNN) run in FP32/FP16 only: none may read a DequantizeLinear output,
+  directly or through layout-only ops (Transpose, Reshape, Squeeze, ...), i.e. no int8 recurrent
+  layer; a bidirectional one uses the same activations in both directions.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class ParserFacts:
     constant_inputs: dict[str, tuple[int, ...]]
     zero_point_type: int
     scale_type: int
+    recurrent: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Recurrent ops and the precisions the parser runs them in (no INT8)."""
 
 
 @functools.cache
@@ -57,6 +62,7 @@ def parser_facts() -> ParserFacts:
         constant_inputs={op: tuple(idx) for op, idx in table["constant_inputs"].items()},
         zero_point_type=onnx.TensorProto.DataType.Value(quant["zero_point_type"]),
         scale_type=onnx.TensorProto.DataType.Value(quant["scale_type"]),
+        recurrent={op: tuple(p) for op, p in table.get("recurrent", {}).items()},
     )
 
 
@@ -231,6 +237,46 @@ def _qdq_problems(nodes: list[onnx.NodeProto], constants: dict[str, onnx.TensorP
     return problems
 
 
+LAYOUT_OPS = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Slice", "Gather", "Concat",
+                        "Flatten", "Expand", "Split"})
+"""Ops that move values without computing on them: a Q/DQ behind them still feeds the next layer."""
+
+
+def _recurrent_problems(nodes: list[onnx.NodeProto], facts: ParserFacts) -> list[str]:
+    producer = {out: n for n in nodes for out in n.output}
+
+    def dequantized(name: str, seen: set[str]) -> bool:
+        node = producer.get(name)
+        if node is None or name in seen:
+            return False
+        seen.add(name)
+        if node.op_type == "DequantizeLinear":
+            return True
+        return node.op_type in LAYOUT_OPS and any(dequantized(i, seen) for i in node.input if i)
+
+    problems = []
+    for node in nodes:
+        precisions = facts.recurrent.get(node.op_type)
+        if precisions is None or node.domain not in DEFAULT_DOMAINS:
+            continue
+        label = f"{node.op_type} {_node_label(node)}"
+        quantised = [i for i, name in enumerate(node.input) if name and dequantized(name, set())]
+        if quantised:
+            problems.append(
+                f"{label} reads int8 (Q/DQ) input{'s' if len(quantised) > 1 else ''} "
+                f"{', '.join(map(str, quantised))}: TensorRT 8.5 runs {node.op_type} in {'/'.join(precisions)} only; "
+                "quantise only the layers around it (distill's int8 variant leaves the GRU in float) or ship fp16")
+        attrs = {a.name: a for a in node.attribute}
+        direction = attrs["direction"].s.decode() if "direction" in attrs else "forward"
+        if direction == "bidirectional" and "activations" in attrs:
+            acts = [a.decode().lower() for a in attrs["activations"].strings]
+            half = len(acts) // 2
+            if acts[:half] != acts[half:]:
+                problems.append(f"{label} is bidirectional with different activations per direction "
+                                f"({acts[:half]} vs {acts[half:]}), which TensorRT 8.5 refuses")
+    return problems
+
+
 def default_opset(model: onnx.ModelProto) -> int | None:
     return next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), None)
 
@@ -263,6 +309,7 @@ def check_tensorrt85(model_or_path: onnx.ModelProto | str | Path) -> TrtReadines
         *_double_problems(graphs),
         *_constant_input_problems(nodes, constants, facts),
         *_qdq_problems(nodes, constants, facts),
+        *_recurrent_problems(nodes, facts),
     ]
     return TrtReadiness(tuple(problems), default_opset(model), op_counts, input_shapes)
 

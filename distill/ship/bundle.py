@@ -1,7 +1,7 @@
 """The ship archive: `students/<run>/ship/<run>-<target>-<precision>.tar.gz`.
 
 Inside, one top folder named like the archive holds the chosen ONNX, deploy.yaml,
-build_engine.sh, run_policy.py, replay_obs.npy, replay_actions.npy and SHA256SUMS (the
+build_engine.sh, run_policy.py, replay_obs.npy, replay_actions.npy, replay_starts.npy and SHA256SUMS (the
 `sha256sum -c` format, covering every other file). Every refusal is decided before anything is
 written, and the archive is written to a temporary file and renamed, so a refused or interrupted
 ship leaves nothing behind.
@@ -29,7 +29,14 @@ from distill.export.tensorrt import (
     trtexec_precision_flags,
 )
 from distill.hashing import sha256_bytes, sha256_file
-from distill.ship.deploy import DeployDescription, ShipDecision, describe_deployment, model_section
+from distill.ship.deploy import (
+    DeployDescription,
+    MemorySection,
+    ModelSection,
+    ShipDecision,
+    describe_deployment,
+    model_section,
+)
 from distill.ship.gate import refusal_reasons, tensorrt_readiness
 from distill.ship.inputs import ShipInputs, load_ship_inputs
 from distill.ship.replay import ReplaySet, make_replay
@@ -45,6 +52,7 @@ DEPLOY = "deploy.yaml"
 CHECKSUMS = "SHA256SUMS"
 REPLAY_OBS = "replay_obs.npy"
 REPLAY_ACTIONS = "replay_actions.npy"
+REPLAY_STARTS = "replay_starts.npy"
 DEVICE_TIMINGS = "device_timings.json"
 EXECUTABLE = ("build_engine.sh", "run_policy.py")
 
@@ -111,12 +119,16 @@ def write_archive(path: Path, top: str, contents: Mapping[str, bytes]) -> None:
 
 
 def _robot_constants(name: str, files: Mapping[str, str], precision: str, target: TargetProfile,
-                     input_dim: int, action_dim: int, replay: ReplaySet) -> RobotConstants:
+                     model: ModelSection, memory: MemorySection, obs_dim: int, replay: ReplaySet) -> RobotConstants:
+    fields = tuple((f.obs_start, f.obs_stop) for f in memory.history)
     return RobotConstants(
         bundle_name=name, onnx_file=files["onnx"], engine_file=files["engine"], precision=precision,
-        input_name="obs", output_name="action", input_dim=input_dim, action_dim=action_dim,
+        input_name=model.input_name, output_name=model.output_name, obs_dim=obs_dim, input_dim=model.input_shape[1],
+        action_dim=model.output_shape[1], history_length=memory.history_length, history_fields=fields,
+        state_input=model.state_input, state_output=model.state_output, state_shape=tuple(model.state_shape),
         control_hz=target.control_hz, budget_ms=target.budget_p99_ms, replay_obs_file=files["replay_obs"],
-        replay_actions_file=files["replay_actions"], tolerance_onnx=replay.tolerance_onnx,
+        replay_actions_file=files["replay_actions"], replay_starts_file=files["replay_starts"],
+        tolerance_onnx=replay.tolerance_onnx,
         tolerance_engine=replay.tolerance_engine, timings_file=files["device_timings"],
         precision_flags=tuple(trtexec_precision_flags(precision)), workspace_mb=DEFAULT_WORKSPACE_MB, trtexec=TRTEXEC,
     )
@@ -150,9 +162,10 @@ def build_bundle(
     replay = make_replay(onnx_path, fp32_path, inputs.dataset_path, precision)
     files = {"onnx": onnx_path.name, "engine": onnx_path.name.removesuffix(".onnx") + ".engine", "deploy": DEPLOY,
              "run_policy": RUN_POLICY, "build_engine": BUILD_ENGINE, "replay_obs": REPLAY_OBS,
-             "replay_actions": REPLAY_ACTIONS, "checksums": CHECKSUMS, "device_timings": DEVICE_TIMINGS}
+             "replay_actions": REPLAY_ACTIONS, "replay_starts": REPLAY_STARTS, "checksums": CHECKSUMS,
+             "device_timings": DEVICE_TIMINGS}
     deploy = describe_deployment(inputs, env, profile, model, replay, decision, name, files)
-    constants = _robot_constants(name, files, precision, profile, spec.student_input_dim, spec.action_dim, replay)
+    constants = _robot_constants(name, files, precision, profile, model, deploy.memory, spec.student_input_dim, replay)
     contents = {
         files["onnx"]: onnx_path.read_bytes(),
         DEPLOY: deploy.to_yaml().encode(),
@@ -160,6 +173,7 @@ def build_bundle(
         BUILD_ENGINE: render_build_engine(constants).encode(),
         REPLAY_OBS: _npy(replay.obs),
         REPLAY_ACTIONS: _npy(replay.actions),
+        REPLAY_STARTS: _npy(replay.starts),
     }
     contents[CHECKSUMS] = checksums(contents)
     write_archive(archive, name, contents)

@@ -2,8 +2,14 @@
 
 `describe_deployment` builds a `DeployDescription` from the run's inputs, the env (layout and
 action semantics) and the shipping decisions; `to_yaml` writes it. The YAML's sections follow the
-records' fields in order: format, bundle, created, env, target, model, observation, goal, action,
-latency, readiness, forced, forced_reasons, replay, lineage, files.
+records' fields in order: format, bundle, created, env, target, model, observation, goal, memory,
+action, latency, readiness, forced, forced_reasons, replay, lineage, files.
+
+`memory` says what the controller must carry between steps: for a history student, each field's
+last `history_length` values, oldest first, stacked field by field into the model's `obs` (as
+unitree_rl_lab's deploy.yaml gives each observation term a `history_length`); for a recurrent
+student, the state tensor to feed back (`h_out` of one step is `h_in` of the next); and when to
+start afresh (a new episode: after a reset, a fall, a new goal).
 """
 
 from __future__ import annotations
@@ -23,7 +29,15 @@ from distill.data.schema import utc_now_iso
 from distill.envs.base import ActionSemantics, GoalEnv
 from distill.envs.describe import obs_groups
 from distill.errors import DistillError
-from distill.export.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_io
+from distill.export.onnx_export import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    STATE_INPUT,
+    STATE_OUTPUT,
+    onnx_io,
+    policy_io,
+)
+from distill.export.stepper import history_layout
 from distill.hashing import sha256_file
 from distill.paths import project_root
 from distill.ship.gate import ReadinessVerdict
@@ -62,6 +76,10 @@ class ModelSection:
     dtype: str = "float32"
     normalisation: str = "baked in: the graph computes (obs - mean) / std itself; feed raw observations"
     output: str = "tanh baked in: actions in [-1, 1]"
+    state_input: str = ""
+    """Recurrent students: the state input (fed the previous step's `state_output`)."""
+    state_output: str = ""
+    state_shape: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,51 @@ class GoalSection:
 
 
 @dataclass(frozen=True)
+class HistoryField:
+    """One observation field's history in the model input."""
+
+    name: str
+    obs_start: int
+    """Where the field sits in one observation (the `observation` section's slices)."""
+    obs_stop: int
+    input_start: int
+    """Where its `history_length` values sit in the model's `obs` input, oldest first."""
+    input_stop: int
+    history_length: int
+
+
+@dataclass(frozen=True)
+class RecurrentState:
+    input: str
+    output: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    initial: str = "zeros"
+    reset: str = "zeros at the first step of every episode"
+
+
+@dataclass(frozen=True)
+class MemorySection:
+    """What the controller carries from step to step (kind "none": nothing)."""
+
+    kind: str
+    """"none", "history" or "recurrent"."""
+    reset: str
+    history_length: int = 1
+    history_order: str = ""
+    history: tuple[HistoryField, ...] = ()
+    state: tuple[RecurrentState, ...] = ()
+
+
+NO_MEMORY_RESET = "nothing to reset: the model reads the current observation only"
+HISTORY_RESET = ("at an episode's first step (after a reset, a fall, a new goal) every slot of every field's "
+                 "history holds that first observation")
+HISTORY_ORDER = ("per field, in the observation's field order; within a field its history_length values, oldest "
+                 "first, each the field's full slice")
+RECURRENT_RESET = "zeros at an episode's first step (after a reset, a fall, a new goal)"
+
+
+@dataclass(frozen=True)
 class LatencySection:
     backend: str
     measured_on: str
@@ -109,7 +172,10 @@ class LatencySection:
 class ReplaySection:
     obs_file: str
     actions_file: str
+    starts_file: str
+    """True at each episode's first row: the runner starts afresh there (clears history / state)."""
     rows: int
+    episodes: int
     actions_from: str
     shipped_vs_fp32_max_abs: float
     tolerance_onnx: float
@@ -165,6 +231,7 @@ class DeployDescription:
     model: ModelSection
     observation: ObservationSection
     goal: GoalSection
+    memory: MemorySection
     action: ActionSemantics
     latency: LatencySection
     readiness: ReadinessVerdict
@@ -220,15 +287,41 @@ def _display_path(path: Path) -> str:
 
 
 def model_section(onnx_path: Path, precision: str, input_dim: int, action_dim: int) -> ModelSection:
-    """The shipped file's IO, checked against the dims the run's data and env say."""
-    io = onnx_io(onnx.load(str(onnx_path)))
-    want = {"inputs": {INPUT_NAME: [1, input_dim]}, "outputs": {OUTPUT_NAME: [1, action_dim]}}
-    if {"inputs": io["inputs"], "outputs": io["outputs"]} != want:
+    """The shipped file's IO, checked against the dims the run's data and env say (`input_dim`: one
+    observation; a history file stacks several, a recurrent one adds its state)."""
+    model = onnx.load(str(onnx_path))
+    io = onnx_io(model)
+    width = io["inputs"].get(INPUT_NAME, [0, 0])[-1]
+    layout = history_layout({p.key: p.value for p in model.metadata_props}, width)
+    state = io["inputs"].get(STATE_INPUT)
+    want = policy_io(layout.input_dim if layout is not None else input_dim, action_dim, state)
+    if {"inputs": io["inputs"], "outputs": io["outputs"]} != want or (layout and layout.step_dim != input_dim):
         raise DistillError(f"{onnx_path} has inputs {io['inputs']} and outputs {io['outputs']}; the run's data needs "
                            f"{want['inputs']} -> {want['outputs']} — re-export the student")
     return ModelSection(file=onnx_path.name, precision=precision, sha256=sha256_file(onnx_path), opset=int(io["opset"]),
-                        input_name=INPUT_NAME, input_shape=(1, input_dim), output_name=OUTPUT_NAME,
-                        output_shape=(1, action_dim))
+                        input_name=INPUT_NAME, input_shape=tuple(want["inputs"][INPUT_NAME]), output_name=OUTPUT_NAME,
+                        output_shape=(1, action_dim), state_input=STATE_INPUT if state else "",
+                        state_output=STATE_OUTPUT if state else "", state_shape=tuple(state or ()))
+
+
+def memory_section(onnx_path: Path, observation: ObservationSection) -> MemorySection:
+    """What the shipped file needs carried between steps, from its own metadata and IO."""
+    model = onnx.load(str(onnx_path))
+    io = onnx_io(model)
+    layout = history_layout({p.key: p.value for p in model.metadata_props}, io["inputs"][INPUT_NAME][-1])
+    state = io["inputs"].get(STATE_INPUT)
+    if state:
+        return MemorySection("recurrent", RECURRENT_RESET,
+                             state=(RecurrentState(STATE_INPUT, STATE_OUTPUT, tuple(state), reset=RECURRENT_RESET),))
+    if layout is None:
+        return MemorySection("none", NO_MEMORY_RESET)
+    sizes = tuple(f.stop - f.start for f in observation.fields)
+    if sizes != layout.fields:
+        raise DistillError(f"{onnx_path} stacks its history by fields of sizes {list(layout.fields)}, the env's "
+                           f"observation has fields of sizes {list(sizes)}; re-export the student for this env")
+    fields = tuple(HistoryField(f.name, f.start, f.stop, a, b, layout.length)
+                   for f, (a, b) in zip(observation.fields, layout.field_slices()))
+    return MemorySection("history", HISTORY_RESET, layout.length, HISTORY_ORDER, fields)
 
 
 def observation_sections(env: GoalEnv) -> tuple[ObservationSection, GoalSection]:
@@ -271,6 +364,7 @@ def describe_deployment(
     decision: ShipDecision, bundle: str, files: Mapping[str, str],
 ) -> DeployDescription:
     observation, goal = observation_sections(env)
+    memory = memory_section(inputs.onnx_files[model.precision], observation)
     lat = inputs.latency
     return DeployDescription(
         bundle=bundle,
@@ -281,13 +375,15 @@ def describe_deployment(
         model=model,
         observation=observation,
         goal=goal,
+        memory=memory,
         action=env.action_semantics(),
         latency=LatencySection(lat.backend, lat.device, inputs.latency_host, lat.median_ms, lat.p99_ms, lat.n_calls,
                                target.budget_p99_ms, lat.p99_ms <= target.budget_p99_ms),
         readiness=decision.readiness,
         forced=decision.forced and bool(decision.reasons),
         forced_reasons=decision.reasons if decision.forced else (),
-        replay=ReplaySection(files["replay_obs"], files["replay_actions"], int(replay.obs.shape[0]),
+        replay=ReplaySection(files["replay_obs"], files["replay_actions"], files["replay_starts"], int(replay.obs.shape[0]),
+                             int(replay.starts.sum()),
                              f"{model.file} in ONNX Runtime {_ort_version()} (CPU)", replay.shipped_vs_fp32,
                              replay.tolerance_onnx, replay.tolerance_engine),
         lineage=lineage(inputs),

@@ -42,12 +42,21 @@ class RobotConstants:
     precision: str
     input_name: str
     output_name: str
+    obs_dim: int
+    """One observation (what the controller reads each step)."""
     input_dim: int
+    """The model's obs input: obs_dim, or history_length * obs_dim."""
     action_dim: int
+    history_length: int
+    history_fields: tuple[tuple[int, int], ...]
+    state_input: str
+    state_output: str
+    state_shape: tuple[int, ...]
     control_hz: float
     budget_ms: float
     replay_obs_file: str
     replay_actions_file: str
+    replay_starts_file: str
     tolerance_onnx: float
     tolerance_engine: float
     timings_file: str
@@ -60,9 +69,12 @@ class RobotConstants:
         return {
             "BUNDLE_NAME": self.bundle_name, "ONNX_FILE": self.onnx_file, "ENGINE_FILE": self.engine_file,
             "PRECISION": self.precision, "INPUT_NAME": self.input_name, "OUTPUT_NAME": self.output_name,
-            "INPUT_DIM": self.input_dim, "ACTION_DIM": self.action_dim, "CONTROL_HZ": self.control_hz,
-            "BUDGET_MS": self.budget_ms, "REPLAY_OBS_FILE": self.replay_obs_file,
-            "REPLAY_ACTIONS_FILE": self.replay_actions_file, "TOLERANCE_ONNX": self.tolerance_onnx,
+            "OBS_DIM": self.obs_dim, "INPUT_DIM": self.input_dim, "ACTION_DIM": self.action_dim,
+            "HISTORY_LENGTH": self.history_length, "HISTORY_FIELDS": self.history_fields,
+            "STATE_INPUT": self.state_input, "STATE_OUTPUT": self.state_output, "STATE_SHAPE": self.state_shape,
+            "CONTROL_HZ": self.control_hz, "BUDGET_MS": self.budget_ms, "REPLAY_OBS_FILE": self.replay_obs_file,
+            "REPLAY_ACTIONS_FILE": self.replay_actions_file, "REPLAY_STARTS_FILE": self.replay_starts_file,
+            "TOLERANCE_ONNX": self.tolerance_onnx,
             "TOLERANCE_ENGINE": self.tolerance_engine, "TIMINGS_FILE": self.timings_file,
         }
 

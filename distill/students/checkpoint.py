@@ -15,6 +15,7 @@ from distill.artifacts import read_toml, read_verified
 from distill.atomic import write_bytes_atomic, write_text_atomic
 from distill.errors import DistillError
 from distill.hashing import sha256_bytes
+from distill.students.memory import Student, student_class
 from distill.students.mlp import ACTIVATION, MLPStudent
 
 TOML_NAME = "student.toml"
@@ -22,7 +23,7 @@ WEIGHTS_NAME = "weights.safetensors"
 FORMAT_VERSION = 1
 
 
-def save_student(student: MLPStudent, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+def save_student(student: Student, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Writes the weights, then the toml naming their sha256 (each atomically).
 
     `metadata` (TOML-serialisable: no None) lands in the toml's [meta] table, for lineage
@@ -52,7 +53,7 @@ def read_student_toml(directory: str | Path) -> dict[str, Any]:
                      f"no {TOML_NAME} in {directory}: not a student folder (train one with `distill run`)")
 
 
-def load_student(directory: str | Path) -> MLPStudent:
+def load_student(directory: str | Path) -> Student:
     """Rebuilds the student from its folder after checking the weights' sha256; eval mode."""
     directory = Path(directory)
     doc = read_student_toml(directory)
@@ -64,8 +65,9 @@ def load_student(directory: str | Path) -> MLPStudent:
     path = directory / weights.get("file", WEIGHTS_NAME)
     blob = read_verified(path, weights.get("sha256"), f"student weights {path} are missing; re-train or restore them",
                          "re-train or restore them")
+    family = arch.pop("family", MLPStudent.family)
     try:
-        student = MLPStudent(**arch)
+        student = student_class(family)(**arch)
         student.load_state_dict(st_load(blob), strict=True)
     except (TypeError, RuntimeError) as exc:
         raise DistillError(f"{directory / TOML_NAME}: [arch] does not match the weights ({exc})") from None

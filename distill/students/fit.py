@@ -24,13 +24,14 @@ from distill.progress import progress_bar
 from distill.students.distributed import SINGLE, DistContext
 from distill.students.fit_log import EpochRecord, FitLog
 from distill.students.losses import LOSS_COLUMNS, TrainForward, batch_loss, per_row_loss
-from distill.students.mlp import MLPStudent, build_student
+from distill.students.memory import build_student
+from distill.students.mlp import MLPStudent
 from distill.students.normalizer import fit_normalizer, merge_moments
 from distill.students.presets import StudentPreset, StudentTrainConfig
 from distill.students.sources import ArraySource, Batch, HDF5Source, Source
 from distill.students.threads import torch_threads
 
-__all__ = ["FitResult", "evaluate_loss", "fit_normalizer", "fit_round", "fit_student"]
+__all__ = ["FitResult", "evaluate_loss", "fit_mlp_round", "fit_normalizer", "fit_student"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def as_source(
     rounds: Iterable[int] | None = None,
 ) -> Source:
     """A data source from what `fit_student` was given (see there)."""
-    if isinstance(data, (ArraySource, HDF5Source)):
+    if isinstance(data, (ArraySource, HDF5Source)) or hasattr(data, "train_batches"):
         if target_action is not None or weights is not None:
             raise DistillError("pass labels and weights inside the data source, not beside it")
         return data
@@ -258,7 +259,7 @@ def _fit(
     )
 
 
-def fit_round(
+def fit_mlp_round(
     dataset: str | os.PathLike,
     preset: StudentPreset,
     train_cfg: StudentTrainConfig,
@@ -271,11 +272,17 @@ def fit_round(
     progress: bool = True,
     threads: int | None = 1,
     dist: DistContext = SINGLE,
+    fields: tuple[int, ...] | None = None,
 ) -> tuple[MLPStudent, FitResult]:
     """A fresh student fitted on a rollout dataset (what a DAgger round does): the training split
     is streamed, the normaliser is fitted on it (moments merged over ranks, so all ranks share it),
     a student of `preset` is built from `seed` (with the log-std head if the loss is kl) and fitted.
-    The student comes back on the CPU in eval mode."""
+    The student comes back on the CPU in eval mode. MLP presets only (`round_fit.fit_round` picks
+    by family); `fields` is accepted for the same signature."""
+    del fields
+    if preset.family != "mlp":
+        raise DistillError(f"preset {preset.name!r} is a {preset.family} student: fit it with "
+                           "distill.students.round_fit.fit_round (whole episodes)")
     source = HDF5Source(
         dataset, train_cfg.loss, train_cfg.batch_size, val_fraction=train_cfg.val_fraction,
         max_memory_mb=train_cfg.max_memory_mb, rounds=rounds, rank=dist.rank, world_size=dist.world_size,

@@ -21,8 +21,9 @@ from distill.data.reader import RolloutReader
 from distill.data.schema import open_file
 from distill.students.checkpoint import save_student
 from distill.students.distributed import SINGLE, DistContext, distributed_from_env
-from distill.students.fit import FitResult, fit_round
+from distill.students.fit import FitResult
 from distill.students.presets import get_preset, load_train_config, read_train_overrides
+from distill.students.round_fit import fit_round
 
 LOG_DIR = "logs"
 RESULT_NAME = "fit.json"
@@ -32,6 +33,15 @@ def _dims(dataset: Path) -> tuple[int, int]:
     """(obs width, action dims): what the student reads and writes."""
     with open_file(dataset, "r") as f:
         return int(f["obs"].shape[1]), int(f["teacher_action"].shape[1])
+
+
+def _history_fields(env_name: str) -> tuple[int, ...] | None:
+    """The student observation's field sizes of the dataset's env, which a history student stacks
+    by (as `distill run` does); None (one field) for an env this distill does not know."""
+    from distill.envs import ENV_FACTORIES, make_env
+    from distill.observation import field_sizes
+
+    return field_sizes(make_env(env_name)) if env_name in ENV_FACTORIES else None
 
 
 def fit_dataset(
@@ -55,8 +65,9 @@ def fit_dataset(
         cfg = read_train_overrides(train_config, cfg)
     meta = RolloutReader(dataset).meta
     input_dim, action_dim = _dims(dataset)
+    fields = _history_fields(meta.env_name) if preset_obj.family == "history" else None
     student, result = fit_round(dataset, preset_obj, cfg, input_dim, action_dim, seed, out / LOG_DIR,
-                                progress=progress, threads=threads, dist=dist)
+                                progress=progress, threads=threads, dist=dist, fields=fields)
     if dist.is_main:
         save_student(student, out, metadata={
             "preset": preset_obj.name, "dataset": str(dataset), "env": meta.env_name, "teacher": meta.teacher_name,

@@ -47,6 +47,8 @@ def _vector(name: str, value: Any, dim: int, default: float) -> torch.Tensor:
 class MLPStudent(nn.Module):
     """obs[B, input_dim] (raw) -> action[B, action_dim] in [-1, 1]."""
 
+    family = "mlp"
+
     def __init__(
         self,
         input_dim: int,
@@ -108,6 +110,11 @@ class MLPStudent(nn.Module):
         self.obs_mean.copy_(_vector("obs_mean", obs_mean, self.input_dim, 0.0))
         self.obs_std.copy_(_vector("obs_std", obs_std, self.input_dim, 1.0).clamp_min(STD_FLOOR))
 
+    @property
+    def recurrent(self) -> bool:
+        """Whether the student carries state between steps (see `distill.students.memory`)."""
+        return self.family != "mlp"
+
     def config(self) -> dict[str, Any]:
         """Constructor arguments other than the normaliser (which travels with the weights)."""
         return {
@@ -123,21 +130,3 @@ class MLPStudent(nn.Module):
         """Parameters of the deployed policy (`forward`); the training-only log-std head is not counted."""
         skip = set() if self.log_std is None else {id(p) for p in self.log_std.parameters()}
         return sum(p.numel() for p in self.parameters() if id(p) not in skip)
-
-
-def build_student(
-    preset: Any,
-    input_dim: int,
-    action_dim: int,
-    obs_mean: np.ndarray | None = None,
-    obs_std: np.ndarray | None = None,
-    seed: int = 0,
-    log_std_head: bool = False,
-) -> MLPStudent:
-    """A freshly initialised student of a preset's shape; the seed fixes the initial weights
-    without touching the global torch RNG."""
-    if preset.activation != ACTIVATION:
-        raise DistillError(f"preset {preset.name!r} asks for activation {preset.activation!r}; only {ACTIVATION!r} is built")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return MLPStudent(input_dim, action_dim, preset.depth, preset.width, obs_mean, obs_std, log_std_head)

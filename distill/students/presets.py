@@ -21,16 +21,37 @@ PRESETS_FILE = "presets.toml"
 SUPPORTED_ACTIVATIONS = ("elu",)
 DEPTH_RANGE = (1, 8)
 WIDTH_RANGE = (32, 512)
+FAMILIES = ("mlp", "history", "gru")
+"""mlp: the current observation only; history: the last `history` observations stacked (oldest first,
+per field); gru: a GRU of `layers` x `hidden` units whose output feeds the MLP of depth x width."""
+HISTORY_RANGE = (2, 64)
+HIDDEN_RANGE = (8, 512)
+LAYERS_RANGE = (1, 4)
+FAMILY_KEYS = {"mlp": set(), "history": {"history"}, "gru": {"hidden", "layers"}}
+"""Keys each family requires beside depth and width (and refuses when it is another family)."""
 
 
 @dataclass(frozen=True)
 class StudentPreset:
-    """An MLP's shape: `depth` hidden layers of `width` units."""
+    """A student's shape: `depth` hidden layers of `width` units, fed the current observation (mlp),
+    the last `history` observations (history), or a GRU's output (gru: `layers` x `hidden`)."""
 
     name: str
     depth: int
     width: int
     activation: str = "elu"
+    family: str = "mlp"
+    history: int = 1
+    """Observations stacked into the input (history family; 1 otherwise)."""
+    hidden: int = 0
+    """GRU units per layer (gru family; 0 otherwise)."""
+    layers: int = 0
+    """GRU layers (gru family; 0 otherwise)."""
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the student carries state from step to step (a history buffer or a hidden state)."""
+        return self.family != "mlp"
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,10 @@ class StudentTrainConfig:
     0 never stops early. The best weights on validation are kept either way."""
     max_memory_mb: float = 1024.0
     """Bound on what streaming a dataset holds (shuffle buffer, scratch, HDF5's reserve)."""
+    bptt: int = 32
+    """GRU students: steps per truncated back-propagation window. Episodes are cut into windows of
+    this many steps; the hidden state flows from one window to the next (detached), starting from
+    zeros at each episode's first step; `batch_size // bptt` episodes make one step's batch."""
 
 
 def default_presets_path() -> Path:
@@ -83,12 +108,21 @@ def _preset(path: Path, name: str, table: Any) -> StudentPreset:
     where = f"[presets.{name}]"
     if not isinstance(table, dict):
         raise DistillError(f"{path}: {where} must be a table with depth, width, activation")
-    unknown = set(table) - {"depth", "width", "activation", "train"}
+    allowed = {"depth", "width", "activation", "family", "train", *set().union(*FAMILY_KEYS.values())}
+    unknown = set(table) - allowed
     if unknown:
-        raise DistillError(f"{path}: {where} has unknown keys {sorted(unknown)}; allowed: depth, width, activation, train")
-    for key in ("depth", "width"):
+        raise DistillError(f"{path}: {where} has unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    family = table.get("family", "mlp")
+    if family not in FAMILIES:
+        raise DistillError(f"{path}: {where}.family = {family!r}; use one of {', '.join(FAMILIES)}")
+    for key in ("depth", "width", *sorted(FAMILY_KEYS[family])):
         if key not in table:
-            raise DistillError(f"{path}: {where} is missing `{key}`")
+            raise DistillError(f"{path}: {where} is missing `{key}`" + (f" (the {family} family needs it)"
+                                                                       if key in FAMILY_KEYS[family] else ""))
+    foreign = sorted((set(table) & set().union(*FAMILY_KEYS.values())) - FAMILY_KEYS[family])
+    if foreign:
+        raise DistillError(f"{path}: {where} sets {', '.join(foreign)}, which the {family} family does not use; "
+                           "set `family` or drop the key")
     activation = table.get("activation", "elu")
     if activation not in SUPPORTED_ACTIVATIONS:
         raise DistillError(
@@ -99,6 +133,10 @@ def _preset(path: Path, name: str, table: Any) -> StudentPreset:
         depth=_check_int(path, f"{where}.depth", table["depth"], *DEPTH_RANGE),
         width=_check_int(path, f"{where}.width", table["width"], *WIDTH_RANGE),
         activation=activation,
+        family=family,
+        history=_check_int(path, f"{where}.history", table["history"], *HISTORY_RANGE) if family == "history" else 1,
+        hidden=_check_int(path, f"{where}.hidden", table["hidden"], *HIDDEN_RANGE) if family == "gru" else 0,
+        layers=_check_int(path, f"{where}.layers", table["layers"], *LAYERS_RANGE) if family == "gru" else 0,
     )
 
 
@@ -114,6 +152,7 @@ def _train(path: Path, where: str, table: Any, base: StudentTrainConfig) -> Stud
     _check_int(path, f"{where}.batch_size", cfg.batch_size, 1, 1 << 24)
     _check_int(path, f"{where}.min_steps", cfg.min_steps, 0, 100_000_000)
     _check_int(path, f"{where}.patience", cfg.patience, 0, 1_000_000)
+    _check_int(path, f"{where}.bptt", cfg.bptt, 1, 100_000)
     for key in ("lr", "weight_decay"):
         value = getattr(cfg, key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (key == "lr" and value == 0):

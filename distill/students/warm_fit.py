@@ -32,7 +32,8 @@ from distill.errors import DistillError
 from distill.students.fit import FitResult
 from distill.students.fit_log import EpochRecord, FitLog
 from distill.students.losses import LOSS_COLUMNS, TrainForward, batch_loss, per_row_loss
-from distill.students.mlp import MLPStudent, build_student
+from distill.students.memory import build_student
+from distill.students.mlp import MLPStudent
 from distill.students.normalizer import fit_normalizer
 from distill.students.presets import StudentPreset, StudentTrainConfig
 from distill.students.sources import Batch

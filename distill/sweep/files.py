@@ -13,10 +13,11 @@ from distill.sweep.records import SWEEP_JSON, SWEEP_MD, SWEEP_PNG, SweepReport, 
 
 
 def results_stem(sweep: SweepReport) -> str:
-    """sweep_<teacher>_<device>: the device the sweep's latencies were measured on, as its data
-    records it (`SweepReport.latency_device`), so a GPU sweep re-written on a laptop keeps its name
-    and never overwrites the CPU one."""
-    return f"sweep_{sweep.teacher.name}_{sweep.latency_device}"
+    """sweep_<name>_<device>: the sweep's name without its `sweep-` prefix (sweep_<teacher>_... for
+    the default name), and the device the sweep's latencies were measured on, as its data records it
+    (`SweepReport.latency_device`), so a GPU sweep re-written on a laptop keeps its name and never
+    overwrites the CPU one."""
+    return f"sweep_{sweep.name.removeprefix('sweep-')}_{sweep.latency_device}"
 
 
 def write_sweep(sweep: SweepReport, directory: Path, results_dir: Path | None = None) -> list[Path]:

@@ -18,7 +18,7 @@ MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}
 
 def plot_sweep(sweep: SweepReport, path: Path) -> Path:
     teacher_time = sweep.teacher_success.time_at_goal or float("nan")
-    ratio = lambda e: e.success.time_at_goal / teacher_time
+    ratio = lambda e: sweep.score(e).time_at_goal / teacher_time
     fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
     presets = sorted({e.preset for e in sweep.entries}, key=lambda p: min(e.params for e in sweep.entries
                                                                           if e.preset == p))
@@ -41,10 +41,12 @@ def plot_sweep(sweep: SweepReport, path: Path) -> Path:
                label=f"{sweep.target} budget p99 ≤ {sweep.budget_p99_ms:g} ms")
     ax.set_xscale("log")
     ax.set_xlabel("p99 latency at batch 1, ms (ONNX Runtime, 1 CPU thread on this host; red rings: on the robot)")
-    ax.set_ylabel("time at goal / teacher's")
-    ax.set_title(f"{sweep.name}: students of {sweep.teacher.name} on {sweep.env}")
+    perturbed = f"\nunder {sweep.perturbation} (teacher: clean)" if sweep.perturbed else ""
+    ax.set_ylabel("time at goal / teacher's" + (" (perturbed)" if sweep.perturbed else ""))
+    ax.set_title(f"{sweep.name}: students of {sweep.teacher.name} on {sweep.env}{perturbed}")
+    shapes = {e.preset: e.shape for e in sweep.entries}
     for p in presets:
-        ax.scatter([], [], marker="o", color=colours[p], label=p)
+        ax.scatter([], [], marker="o", color=colours[p], label=f"{p} ({shapes[p]})")
     for precision, marker in MARKERS.items():
         ax.scatter([], [], marker=marker, color="grey", label=precision)
     ax.grid(True, which="both", alpha=0.3)

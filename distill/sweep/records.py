@@ -36,6 +36,25 @@ def mlp_flops(input_dim: int, depth: int, width: int, action_dim: int) -> int:
     return gemms + 2 * input_dim + width * depth + action_dim
 
 
+def gru_flops(input_dim: int, hidden: int, layers: int) -> int:
+    """One step of a GRU stack: per layer the three gates' input and recurrent products (2 per
+    multiply-add), their two biases, and ~8 per unit for the sigmoids, tanh and the state update."""
+    total, width = 0, input_dim
+    for _ in range(layers):
+        total += 2 * 3 * hidden * (width + hidden) + 6 * hidden + 8 * hidden
+        width = hidden
+    return total
+
+
+def student_flops(obs_dim: int, family: str, depth: int, width: int, action_dim: int, history: int = 1,
+                  hidden: int = 0, layers: int = 0) -> int:
+    """One control step of a student of any family (`obs_dim`: one observation's width)."""
+    if family == "gru":
+        head = mlp_flops(hidden, depth, width, action_dim) - 2 * hidden  # its input is not normalised
+        return 2 * obs_dim + gru_flops(obs_dim, hidden, layers) + head
+    return mlp_flops(obs_dim * (history if family == "history" else 1), depth, width, action_dim)
+
+
 @dataclass(frozen=True)
 class SweepEntry:
     """One exported student file: its size, its success in MJX, its latency at batch 1."""
@@ -62,6 +81,12 @@ class SweepEntry:
     cuda_graph: LatencyResult | None = None
     device: DeviceTiming | None = None
     """The robot's own trtexec figures for this file, once a ship bundle brought them back."""
+    family: str = "mlp"
+    history: int = 1
+    hidden: int = 0
+    layers: int = 0
+    success_perturbed: EpisodeMetrics | None = None
+    """Under the sweep's perturbations (noise, stale observations, delay), same goals; None without."""
 
     @property
     def p99_ms(self) -> float:
@@ -72,6 +97,15 @@ class SweepEntry:
     def label(self) -> str:
         return f"{self.preset} {self.precision}"
 
+    @property
+    def shape(self) -> str:
+        """The student's family and size, e.g. "MLP 2x256", "history 4, MLP 2x256", "GRU 1x64 + 1x128"."""
+        if self.family == "gru":
+            return f"GRU {self.layers}x{self.hidden} + {self.depth}x{self.width}"
+        if self.family == "history":
+            return f"history {self.history}, MLP {self.depth}x{self.width}"
+        return f"MLP {self.depth}x{self.width}"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -81,7 +115,8 @@ class SweepEntry:
         return cls(**{**d, "success": EpisodeMetrics(**d["success"]), "ort": LatencyResult(**d["ort"]),
                       "torch_eager": opt(d.get("torch_eager"), LatencyResult),
                       "cuda_graph": opt(d.get("cuda_graph"), LatencyResult),
-                      "device": opt(d.get("device"), DeviceTiming)})
+                      "device": opt(d.get("device"), DeviceTiming),
+                      "success_perturbed": opt(d.get("success_perturbed"), EpisodeMetrics)})
 
 
 @dataclass(frozen=True)
@@ -102,6 +137,19 @@ class SweepReport:
     fairness: str = FAIRNESS
     wall_s: float = 0.0
     random_init: bool = False
+    env_name: str = ""
+    """The env the students were distilled in, where it is not the teacher's (e.g. a blind student)."""
+    perturbation: str = ""
+    """The sweep's perturbations ("" or "none": none); with some, success under them is the figure
+    the Pareto front and the verdict rest on."""
+
+    @property
+    def perturbed(self) -> bool:
+        return any(e.success_perturbed is not None for e in self.entries)
+
+    def score(self, entry: SweepEntry) -> EpisodeMetrics:
+        """The success figures a file is judged by: under the perturbations when the sweep has them."""
+        return entry.success_perturbed if self.perturbed and entry.success_perturbed is not None else entry.success
 
     @property
     def latency_device(self) -> str:
@@ -114,9 +162,9 @@ class SweepReport:
 
     def pareto(self) -> tuple[SweepEntry, ...]:
         """Entries no other entry beats on both axes (time at goal up, p99 down), fastest first."""
+        t = lambda e: self.score(e).time_at_goal
         front = [e for e in self.entries if not any(
-            o.success.time_at_goal >= e.success.time_at_goal and o.p99_ms <= e.p99_ms
-            and (o.success.time_at_goal > e.success.time_at_goal or o.p99_ms < e.p99_ms) for o in self.entries)]
+            t(o) >= t(e) and o.p99_ms <= e.p99_ms and (t(o) > t(e) or o.p99_ms < e.p99_ms) for o in self.entries)]
         return tuple(sorted(front, key=lambda e: e.p99_ms))
 
     def best_within_budget(self) -> SweepEntry | None:
@@ -125,7 +173,7 @@ class SweepReport:
         fits = [e for e in self.entries if self.meets_budget(e)]
         if not fits:
             return None
-        return min(fits, key=lambda e: (-e.success.time_at_goal, -e.success.final_success, e.p99_ms))
+        return min(fits, key=lambda e: (-self.score(e).time_at_goal, -self.score(e).final_success, e.p99_ms))
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -171,6 +219,8 @@ def render_sweep(sweep: SweepReport) -> str:
     lines = []
     if sweep.random_init:
         lines += ["WARNING: random-init teacher: success figures are meaningless (systems benchmark only).", ""]
+    perturbed = sweep.perturbed
+    extra_head = " perturbed time at goal (ratio) | perturbed final-step |" if perturbed else ""
     lines += [
         f"# Student sweep `{sweep.name}`: latency against success",
         "",
@@ -180,26 +230,31 @@ def render_sweep(sweep: SweepReport) -> str:
         "",
         f"Fair comparison: {sweep.fairness}.",
         "",
+        *([(f"Perturbed: every student was distilled and is evaluated under {sweep.perturbation} (the teacher labels "
+            "from its clean view); the clean columns evaluate the same files without them. The Pareto front and "
+            "the verdict use the perturbed time at goal."), ""] if perturbed else []),
         ("time at goal: steps within the success radius per episode (the paper's metric); ratio: over the "
          "teacher's. Latency at batch 1, median / p99 ms: ONNX Runtime on one CPU thread for every file, PyTorch "
          "eager for fp32. Robot p99: trtexec on the target, where brought back (`distill bench --device-timings`); "
          "the budget verdict uses it when present, else this host's ONNX Runtime p99 (indicative only)."),
         "",
-        ("| student | precision | params | FLOPs | reached | time at goal (ratio) | final-step | final dist | "
-         "critic gap | action err max / mean | ORT ms | torch eager ms | robot p99 ms | budget | Pareto |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        (f"| teacher `{t.name}` | fp32 | {t.actor_params:,} (actor) | — | {ts.success:.3f} | "
-         f"{ts.time_at_goal:.1f} / {ts.episode_length} (1.000) | {ts.final_success:.3f} | {ts.final_distance:.3f} | "
-         f"0 | — | {_ms(sweep.teacher_ort)} | — | — | "
+        ("| student | family | precision | params | FLOPs | reached | time at goal (ratio) | final-step | final dist |"
+         f"{extra_head} critic gap | action err max / mean | ORT ms | torch eager ms | robot p99 ms | budget | Pareto |"),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if perturbed else "") + "---|---|---|---|---|---|---|",
+        (f"| teacher `{t.name}` | deep MLP | fp32 | {t.actor_params:,} (actor) | — | {ts.success:.3f} | "
+         f"{ts.time_at_goal:.1f} / {ts.episode_length} (1.000) | {ts.final_success:.3f} | {ts.final_distance:.3f} |"
+         f"{' — | — |' if perturbed else ''} 0 | — | {_ms(sweep.teacher_ort)} | — | — | "
          f"{'meets' if sweep.teacher_ort.p99_ms <= sweep.budget_p99_ms else 'misses'} | reference |"),
     ]
+    ratio_of = lambda m: m.time_at_goal / ts.time_at_goal if ts.time_at_goal else float("nan")
     for e in sorted(sweep.entries, key=lambda e: (e.params, ("fp32", "fp16", "int8").index(e.precision))):
-        m = e.success
-        ratio = m.time_at_goal / ts.time_at_goal if ts.time_at_goal else float("nan")
+        m, p = e.success, e.success_perturbed
         err_mean = "—" if e.action_err_mean is None else f"{e.action_err_mean:.1e}"
+        extra = "" if not perturbed else (" — | — |" if p is None else
+                                          f" {p.time_at_goal:.1f} ({ratio_of(p):.3f}) | {p.final_success:.3f} |")
         lines.append(
-            f"| {e.preset} | {e.precision} | {e.params:,} | {e.flops:,} | {m.success:.3f} | "
-            f"{m.time_at_goal:.1f} ({ratio:.3f}) | {m.final_success:.3f} | {m.final_distance:.3f} | "
+            f"| {e.preset} | {e.shape} | {e.precision} | {e.params:,} | {e.flops:,} | {m.success:.3f} | "
+            f"{m.time_at_goal:.1f} ({ratio_of(m):.3f}) | {m.final_success:.3f} | {m.final_distance:.3f} |{extra} "
             f"{e.critic_gap:.4f} | {e.action_err_max:.1e} / {err_mean} | {_ms(e.ort)} | {_ms(e.torch_eager)} | "
             f"{'—' if e.device is None else f'{e.device.p99_ms:.4f}'} | "
             f"{'meets' if sweep.meets_budget(e) else 'MISSES'} | {'✓' if e.label in front else ''} |")
@@ -209,10 +264,12 @@ def render_sweep(sweep: SweepReport) -> str:
         lines.append(f"No student meets the {sweep.target} budget.")
     else:
         where = "on the robot" if best.device is not None else "on this host (ONNX Runtime, 1 thread)"
+        b = sweep.score(best)
         lines.append(
-            f"Best within the {sweep.target} budget: **{best.label}** — time at goal {best.success.time_at_goal:.1f} "
-            f"= {best.success.time_at_goal / ts.time_at_goal:.3f} of the teacher's, final-step success "
-            f"{best.success.final_success:.3f} (teacher {ts.final_success:.3f}); p99 {best.p99_ms:.4f} ms {where} = "
+            f"Best within the {sweep.target} budget: **{best.label}** ({best.shape}) — time at goal "
+            f"{b.time_at_goal:.1f}{' under the perturbations' if perturbed else ''} "
+            f"= {b.time_at_goal / ts.time_at_goal:.3f} of the teacher's (clean), final-step success "
+            f"{b.final_success:.3f} (teacher {ts.final_success:.3f}); p99 {best.p99_ms:.4f} ms {where} = "
             f"{best.p99_ms / sweep.teacher_ort.p99_ms:.4f} of the teacher actor's {sweep.teacher_ort.p99_ms:.4f} ms "
             f"({sweep.teacher_ort.p99_ms / best.p99_ms:.0f}x faster).")
     lines += ["", f"wall time {sweep.wall_s:.0f} s"]

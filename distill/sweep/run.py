@@ -19,6 +19,7 @@ from distill.bench.targets import load_target
 from distill.dagger import HELDOUT_FILE, STATE_FILE, DaggerConfig, HeldOutStates
 from distill.errors import DistillError
 from distill.export.onnx_export import ort_session, run_onnx
+from distill.export.stepper import OnnxPolicy
 from distill.hashing import sha256_file
 from distill.labels import critic_values
 from distill.paths import project_root, relative_to_root, students_dir
@@ -28,7 +29,7 @@ from distill.report import RunReport
 from distill.students.presets import get_preset
 from distill.sweep import DEFAULT_PRESETS
 from distill.sweep.files import write_sweep
-from distill.sweep.records import SweepEntry, SweepReport, mlp_flops
+from distill.sweep.records import SweepEntry, SweepReport, student_flops
 from distill.teachers import load_teacher
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class SweepRequest:
     config: DaggerConfig = field(default_factory=DaggerConfig)
     name: str | None = None
     """Sweep name (default sweep-<teacher>): students/NAME/ and runs NAME-<preset>."""
+    env: str | None = None
+    """Env to distil in (default: the teacher's), e.g. one whose student sees less (point_u_maze_blind)."""
     target: str = "go2"
     random_init: bool = False
     latency_calls: int = 2000
@@ -60,15 +63,22 @@ def finished_run(run: str, cfg: DaggerConfig) -> RunReport | None:
 
 
 def _variant_gap(teacher, heldout: HeldOutStates, onnx_path: Path) -> float:
-    actions = run_onnx(ort_session(onnx_path), heldout.student_obs)
+    policy = OnnxPolicy(onnx_path)
+    if not policy.stateful:
+        actions = run_onnx(ort_session(onnx_path), heldout.student_obs)
+    else:  # through each held-out episode, its memory carried, to the kept states
+        seq = heldout.student_seq
+        per_env = [policy.run_sequence(seq[:, e], heldout.starts[:, e]) for e in range(seq.shape[1])]
+        actions = np.stack(per_env, axis=1).reshape(-1, policy.action_dim)[heldout.pick]
     return float(np.mean(heldout.teacher_q - critic_values(teacher, heldout.teacher_obs, actions)))
 
 
 def _entries(report: RunReport, teacher, calls: int) -> list[SweepEntry]:
     run_dir = students_dir() / report.run
     heldout = HeldOutStates.load(run_dir / HELDOUT_FILE)
-    preset = get_preset(report.student.preset)
-    flops = mlp_flops(report.student.input_dim, preset.depth, preset.width, heldout.teacher_action.shape[1])
+    preset, s = get_preset(report.student.preset), report.student
+    flops = student_flops(s.input_dim, s.family, s.depth, s.width, heldout.teacher_action.shape[1], s.history,
+                          s.hidden, s.layers)
     entries = []
     for v in report.variants:
         path = run_dir / Path(v.path).name
@@ -82,6 +92,8 @@ def _entries(report: RunReport, teacher, calls: int) -> list[SweepEntry]:
             torch_eager=report.latency_of("student", "torch_eager_cpu") if fp32 else None,
             cuda_graph=next((r.result for r in report.latency if r.model == "student"
                              and r.result.backend == "torch_cuda_graph"), None) if fp32 else None,
+            family=s.family, history=s.history, hidden=s.hidden, layers=s.layers,
+            success_perturbed=v.success_perturbed,
         ))
     return entries
 
@@ -102,7 +114,8 @@ def run_sweep(request: SweepRequest) -> SweepReport:
         if report is None:
             log.info("sweep %s: distilling %s", name, preset)
             report = run_distillation(RunRequest(teacher=request.teacher, run=run, preset=preset,
-                                                 config=request.config, random_init=request.random_init))
+                                                 config=request.config, random_init=request.random_init,
+                                                 env=request.env))
         else:
             log.info("sweep %s: %s already finished with this config, reusing it", name, preset)
         reports.append(report)
@@ -116,6 +129,7 @@ def run_sweep(request: SweepRequest) -> SweepReport:
         target_device=target.device, budget_p99_ms=target.budget_p99_ms, control_hz=target.control_hz,
         host=f"{cpu_name()} ({platform.machine()}), jax {jax.__version__}", config=asdict(request.config),
         entries=tuple(entries), wall_s=time.perf_counter() - t0, random_init=teacher.random_init,
+        env_name=first.env, perturbation=first.perturbation,
     )
     write_sweep(sweep, students_dir() / name, request.results_dir or project_root() / "benchmarks" / "results")
     return sweep

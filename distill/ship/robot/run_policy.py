@@ -5,7 +5,7 @@ bundle's ONNX through ONNX Runtime when the engine cannot run here.
 Needs Python 3.8+, numpy, and `tensorrt` (JetPack 5.1 ships 8.5) or `onnxruntime`; nothing else
 (no distill, torch or jax). Run it from anywhere: files are found next to this script.
 
-    python3 run_policy.py --replay              the shipped observations must give the student's actions
+    python3 run_policy.py --replay              the shipped episodes must give the student's actions
     python3 run_policy.py --replay --onnx       the same through ONNX Runtime
     python3 run_policy.py --bench 5000          time act() at batch 1 against the inference budget
     python3 run_policy.py parse-trtexec LOG     trtexec timing log -> device_timings.json, PASS/FAIL
@@ -15,7 +15,12 @@ tanh are inside the model):
 
     from run_policy import FixedRateLoop, PolicyRunner
     policy = PolicyRunner.load()                 # engine if it runs here, else ONNX Runtime
+    policy.reset()                               # at every episode's start (reset, fall, new goal)
     FixedRateLoop().run(lambda: send(policy.act(read_observation())))
+
+A student with memory needs nothing more from the controller: `act` keeps the last HISTORY_LENGTH
+observations (stacked per field, oldest first, as deploy.yaml's `memory` section lists them) or feeds
+the model's STATE_OUTPUT back as its STATE_INPUT; `reset` starts both afresh.
 
 Device buffers for the engine go through the CUDA runtime library with ctypes: JetPack 5.1 ships
 neither pycuda nor cuda-python (pycuda must be compiled on the robot against CUDA 11.4), while
@@ -47,12 +52,19 @@ ENGINE_FILE = "student.engine"
 PRECISION = "fp32"
 INPUT_NAME = "obs"
 OUTPUT_NAME = "action"
+OBS_DIM = 0
 INPUT_DIM = 0
 ACTION_DIM = 0
+HISTORY_LENGTH = 1
+HISTORY_FIELDS = ()
+STATE_INPUT = ""
+STATE_OUTPUT = ""
+STATE_SHAPE = ()
 CONTROL_HZ = 50.0
 BUDGET_MS = 1.0
 REPLAY_OBS_FILE = "replay_obs.npy"
 REPLAY_ACTIONS_FILE = "replay_actions.npy"
+REPLAY_STARTS_FILE = "replay_starts.npy"
 TOLERANCE_ONNX = 0.0001
 TOLERANCE_ENGINE = 0.01
 TIMINGS_FILE = "device_timings.json"
@@ -76,6 +88,41 @@ def say(message: str) -> None:
     print("run_policy: " + message, file=sys.stderr)
 
 
+# --- what the policy carries between steps ----------------------------------------------------
+class Memory:
+    """The last HISTORY_LENGTH observations (a history student) and the recurrent state (a GRU
+    student); `reset` at an episode's first step, as the student was trained and exported."""
+
+    def __init__(self) -> None:
+        self.buffer = np.zeros((HISTORY_LENGTH, OBS_DIM), np.float32)
+        self.state = np.zeros(STATE_SHAPE, np.float32) if STATE_INPUT else None
+        self.fresh = True
+        steps, dims = [], []
+        for start, stop in HISTORY_FIELDS or ((0, OBS_DIM),):
+            for j in range(HISTORY_LENGTH):
+                steps += [j] * (stop - start)
+                dims += list(range(start, stop))
+        self.steps = np.array(steps, dtype=np.int64)
+        self.dims = np.array(dims, dtype=np.int64)
+        if self.steps.size != INPUT_DIM:
+            raise ValueError(f"HISTORY_FIELDS and HISTORY_LENGTH stack {self.steps.size} values; the model takes {INPUT_DIM}")
+
+    def reset(self) -> None:
+        self.fresh = True
+        if self.state is not None:
+            self.state[...] = 0.0
+
+    def model_input(self, obs: np.ndarray) -> np.ndarray:
+        """The model's obs [1, INPUT_DIM] for this step's observation [OBS_DIM]."""
+        if self.fresh:
+            self.buffer[...] = obs
+            self.fresh = False
+        else:
+            self.buffer[:-1] = self.buffer[1:]
+            self.buffer[-1] = obs
+        return self.buffer[self.steps, self.dims].reshape(1, INPUT_DIM)
+
+
 # --- runtimes --------------------------------------------------------------------------------
 class OnnxRuntimePolicy:
     """The ONNX on the CPU, one thread, sequential: how the host measured it."""
@@ -92,8 +139,12 @@ class OnnxRuntimePolicy:
         self.session = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
         self.description = f"ONNX Runtime {ort.__version__} (CPU, {threads} thread) on {os.path.basename(path)}"
 
-    def run(self, obs: np.ndarray) -> np.ndarray:
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: obs})[0]
+    def run(self, obs: np.ndarray, state: np.ndarray | None) -> tuple:
+        """(action [1, ACTION_DIM], next state or None)."""
+        if state is None:
+            return self.session.run([OUTPUT_NAME], {INPUT_NAME: obs})[0], None
+        action, state = self.session.run([OUTPUT_NAME, STATE_OUTPUT], {INPUT_NAME: obs, STATE_INPUT: state})
+        return action, state
 
 
 def _load_cudart() -> ctypes.CDLL:
@@ -190,20 +241,29 @@ class TensorRTPolicy:
             self.device[name] = self.cuda.device_buffer(self.host[name].nbytes)
             self.context.set_tensor_address(name, self.device[name])
         want = {INPUT_NAME: (1, INPUT_DIM), OUTPUT_NAME: (1, ACTION_DIM)}
+        if STATE_INPUT:
+            want[STATE_INPUT] = want[STATE_OUTPUT] = tuple(STATE_SHAPE)
         got = {name: self.host[name].shape for name in self.host}
         if got != want:
             raise RuntimeError(f"{path} has tensors {got}, this bundle expects {want}")
         self.description = f"TensorRT {trt.__version__} engine {os.path.basename(path)} ({PRECISION})"
 
-    def run(self, obs: np.ndarray) -> np.ndarray:
-        src, dst = self.host[INPUT_NAME], self.host[OUTPUT_NAME]
-        src[...] = obs
-        self.cuda.copy(self.device[INPUT_NAME], src.ctypes.data, src.nbytes, CudaRuntime.HOST_TO_DEVICE, self.stream)
+    def run(self, obs: np.ndarray, state: np.ndarray | None) -> tuple:
+        """(action [1, ACTION_DIM], next state or None)."""
+        inputs = [(INPUT_NAME, obs)] + ([(STATE_INPUT, state)] if state is not None else [])
+        outputs = [OUTPUT_NAME] + ([STATE_OUTPUT] if state is not None else [])
+        for name, value in inputs:
+            src = self.host[name]
+            src[...] = value
+            self.cuda.copy(self.device[name], src.ctypes.data, src.nbytes, CudaRuntime.HOST_TO_DEVICE, self.stream)
         if not self.context.execute_async_v3(self.stream):
             raise RuntimeError("TensorRT execute_async_v3 failed; see TensorRT's log above")
-        self.cuda.copy(dst.ctypes.data, self.device[OUTPUT_NAME], dst.nbytes, CudaRuntime.DEVICE_TO_HOST, self.stream)
+        for name in outputs:
+            dst = self.host[name]
+            self.cuda.copy(dst.ctypes.data, self.device[name], dst.nbytes, CudaRuntime.DEVICE_TO_HOST, self.stream)
         self.cuda.synchronize(self.stream)
-        return dst.astype(np.float32)
+        action = self.host[OUTPUT_NAME].astype(np.float32)
+        return action, (self.host[STATE_OUTPUT].astype(np.float32) if state is not None else None)
 
 
 class PolicyRunner:
@@ -214,6 +274,7 @@ class PolicyRunner:
         self.tolerance = tolerance
         """How far this runtime's actions may be from the student's (replay_actions.npy)."""
         self.fallback_reason = fallback_reason
+        self.memory = Memory()
 
     @classmethod
     def load(cls, prefer: str = "auto", engine: str | None = None, onnx: str | None = None) -> PolicyRunner:
@@ -241,12 +302,19 @@ class PolicyRunner:
     def description(self) -> str:
         return self.runtime.description
 
+    def reset(self) -> None:
+        """Call at every episode's first step: clears the history buffer and the recurrent state."""
+        self.memory.reset()
+
     def act(self, obs) -> np.ndarray:
-        """Action [ACTION_DIM] in [-1, 1] for one raw observation [INPUT_DIM]."""
+        """Action [ACTION_DIM] in [-1, 1] for one raw observation [OBS_DIM]."""
         row = np.asarray(obs, dtype=np.float32)
-        if row.size != INPUT_DIM:
-            raise ValueError(f"observation has {row.size} values; the policy takes {INPUT_DIM} (see deploy.yaml)")
-        return np.array(self.runtime.run(row.reshape(1, INPUT_DIM)), dtype=np.float32).reshape(ACTION_DIM)
+        if row.size != OBS_DIM:
+            raise ValueError(f"observation has {row.size} values; the policy takes {OBS_DIM} (see deploy.yaml)")
+        action, state = self.runtime.run(self.memory.model_input(row.reshape(OBS_DIM)), self.memory.state)
+        if state is not None:
+            self.memory.state = np.array(state, dtype=np.float32).reshape(STATE_SHAPE)
+        return np.array(action, dtype=np.float32).reshape(ACTION_DIM)
 
 
 # --- the controller's clock ------------------------------------------------------------------
@@ -307,15 +375,25 @@ class FixedRateLoop:
 
 # --- commands --------------------------------------------------------------------------------
 def replay(runner: PolicyRunner) -> int:
+    """Steps through the shipped episodes as the controller would, starting afresh at each one."""
     obs = np.load(bundle_path(REPLAY_OBS_FILE))
     want = np.load(bundle_path(REPLAY_ACTIONS_FILE))
-    if obs.shape != (obs.shape[0], INPUT_DIM) or want.shape != (obs.shape[0], ACTION_DIM):
-        say(f"replay files have shapes {obs.shape} and {want.shape}; expected (N, {INPUT_DIM}) and (N, {ACTION_DIM})")
+    starts = np.load(bundle_path(REPLAY_STARTS_FILE))
+    n = obs.shape[0]
+    if obs.shape != (n, OBS_DIM) or want.shape != (n, ACTION_DIM) or starts.shape != (n,):
+        say(f"replay files have shapes {obs.shape}, {want.shape} and {starts.shape}; expected (N, {OBS_DIM}), "
+            f"(N, {ACTION_DIM}) and (N,)")
         return 2
-    got = np.stack([runner.act(row) for row in obs])
+    got = np.empty_like(want, dtype=np.float32)
+    for i in range(n):
+        if starts[i] or i == 0:
+            runner.reset()
+        got[i] = runner.act(obs[i])
     err = np.abs(got - want).max(axis=1)
     worst = int(np.argmax(err))
-    line = f"{obs.shape[0]} rows through {runner.description}: max |action - student| = {float(err[worst]):.3g} (tolerance {runner.tolerance:g})"
+    episodes = int(np.count_nonzero(starts)) or 1
+    line = (f"{n} rows ({episodes} episode{'s' if episodes > 1 else ''}) through {runner.description}: "
+            f"max |action - student| = {float(err[worst]):.3g} (tolerance {runner.tolerance:g})")
     if float(err[worst]) <= runner.tolerance and np.all(np.isfinite(got)):
         print("replay OK: " + line)
         return 0
@@ -334,7 +412,7 @@ def bench(runner: PolicyRunner, calls: int, budget_ms: float = BUDGET_MS) -> int
         say("--bench needs at least 1 call")
         return 2
     path = bundle_path(REPLAY_OBS_FILE)
-    rows = np.load(path) if os.path.isfile(path) else np.zeros((1, INPUT_DIM), np.float32)
+    rows = np.load(path) if os.path.isfile(path) else np.zeros((1, OBS_DIM), np.float32)
     for i in range(min(calls, 200)):
         runner.act(rows[i % len(rows)])
     times: list[float] = []
