@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -148,6 +149,60 @@ def sgd_rate(cfg: crl.CRLConfig, ts: crl.TrainState, calls: int, budget_s: float
                 calls, round(calls / median, 1))
 
 
+PROFILE_CATEGORIES = (
+    ("matmul (dot, dot fusions)", lambda n: n.startswith(("dot", "ynn_fusion")) or "_dot" in n),
+    ("copies", lambda n: n.startswith("copy")),
+    ("scan stacking (dynamic slices and updates)", lambda n: "dynamic-update-slice" in n or "dynamic-slice" in n
+     or n.startswith("slice")),
+    ("elementwise fusions (LayerNorm, Swish, Adam, losses)", lambda n: n.endswith("fusion") or n.startswith("wrapped")),
+)
+PROFILE_SKIP = ("ThunkExecutor", "while", "call", "conditional", "end: ", "SlinkyThreadPool")
+
+
+def categorise(events: list[tuple[str, int]]) -> dict[str, float]:
+    """Nanoseconds per category from (XLA op name, duration) of leaf events; wrappers skipped."""
+    out = {name: 0.0 for name, _ in PROFILE_CATEGORIES} | {"other": 0.0}
+    for name, ns in events:
+        if name.startswith(PROFILE_SKIP):
+            continue
+        base = name.rsplit(".", 1)[0] if name.rsplit(".", 1)[-1].isdigit() else name
+        out[next((c for c, match in PROFILE_CATEGORIES if match(base)), "other")] += ns
+    return out
+
+
+def profile_sgd(cfg: crl.CRLConfig, ts: crl.TrainState, calls: int, trace_dir: Path) -> dict:
+    """Where an update's time goes: one jax.profiler trace of `calls` sgd steps, XLA's CPU op
+    events summed by category (over the worker threads, so shares of thread time)."""
+    import jax.profiler
+
+    env = make_env(cfg.env)
+    opts = crl.make_optimizers(cfg)
+
+    def updates(ts, key):
+        def body(carry, k):
+            return crl.sgd_step(cfg, opts, env.spec, carry, k)
+
+        return jax.lax.scan(body, ts, jax.random.split(key, calls))[0]
+
+    compiled, _, _ = compile_timed(updates, ts, jax.random.PRNGKey(1))
+    jax.block_until_ready(compiled(ts, jax.random.PRNGKey(1)))
+    jax.profiler.start_trace(str(trace_dir))
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(ts, jax.random.PRNGKey(1)))
+    wall = time.perf_counter() - start
+    jax.profiler.stop_trace()
+    path = max(trace_dir.rglob("*.xplane.pb"), key=lambda p: p.stat().st_mtime)
+    data = jax.profiler.ProfileData.from_file(str(path))
+    events = [(ev.name, ev.duration_ns) for plane in data.planes for line in plane.lines
+              if line.name.startswith("tf_XLAEigen") for ev in line.events]
+    ns = categorise(events)
+    total = sum(ns.values())
+    return {"depth": cfg.critic_depth, "width": cfg.width, "batch_size": cfg.batch_size, "sgd_steps": calls,
+            "wall_ms_per_step": round(1e3 * wall / calls, 2),
+            "categories": {k: {"ms_per_step": round(v / 1e6 / calls, 2), "share": round(v / total, 3)}
+                           for k, v in ns.items()}}
+
+
 def _shape(text: str) -> tuple[int, int]:
     depth, width = text.lower().split("x")
     return int(depth), int(width)
@@ -191,6 +246,13 @@ def to_markdown(result: dict) -> str:
             f"{r['achieved_gflops'] if bound else ''} | {r['bound_gflops'] if bound else ''} | "
             f"{share} | {rest} | "
             f"{r['compile_s']} |")
+    for prof in result.get("profiles", []):
+        lines += ["", (f"## Where an update's time goes: depth {prof['depth']}, width {prof['width']}, batch "
+                       f"{prof['batch_size']}"), "",
+                  (f"jax.profiler trace of {prof['sgd_steps']} sgd steps ({prof['wall_ms_per_step']} ms of wall time "
+                   "per step); XLA's CPU op events summed over its worker threads, by category:"), "",
+                  "| category | ms per step (thread time) | share |", "|---|---:|---:|"]
+        lines += [f"| {k} | {v['ms_per_step']} | {100 * v['share']:.0f}% |" for k, v in prof["categories"].items()]
     notes = result.get("notes")
     if notes:
         lines += ["", *notes]
@@ -208,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sgd-calls", type=int, default=20, help="sgd steps per timed call")
     ap.add_argument("--budget", type=float, default=8.0, help="seconds of timed calls per cell")
     ap.add_argument("--gemm-budget", type=float, default=0.3, help="seconds of timed calls per product shape")
+    ap.add_argument("--profile", default="", help="depth x width (at the first batch) whose update to profile, "
+                    "comma-separated; default none")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = ap.parse_args(argv)
 
@@ -245,6 +309,13 @@ def main(argv: list[str] | None = None) -> int:
             fresh = crl.init_state(cfg, env)
             rate = sgd_rate(cfg, replace(fresh, buffer=ts.buffer), args.sgd_calls, args.budget, 3)
             note(rate, sgd_gemms(cfg, env, args.sgd_calls))
+    profiles = []
+    for depth, width in (_shape(x) for x in args.profile.split(",") if x):
+        cfg = replace(base, actor_depth=depth, critic_depth=depth, width=width, num_envs=ts.buffer.t.shape[1])
+        with tempfile.TemporaryDirectory(prefix="crl-profile-") as tmp:
+            profiles.append(profile_sgd(cfg, replace(crl.init_state(cfg, env), buffer=ts.buffer), args.sgd_calls,
+                                        Path(tmp)))
+        print(profiles[-1], flush=True)
     result = {
         "env": args.env,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -252,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_gflops": round(peak, 1),
         "context": run_context(jax.devices()[0], load_start),
         "rates": [asdict(r) for r in rates],
+        "profiles": profiles,
         "gemm_timings": [{**asdict(t), "gflops": round(t.gflops, 1)} for t in timings],
     }
     out = Path(args.out) if args.out else RESULTS
