@@ -10,10 +10,13 @@ teacher labels (mean, log std, action) and critic values, and the HDF5 append. T
 - before (the collection up to 14f744c): actor and both critic encoders inside the rollout, for
   every env at every step.
 
-The arithmetic bound counts matmul FLOPs only (2 · fan_in · fan_out per Dense layer, LayerNorm and
-Swish left out) and divides the measured peak matmul FLOP/s (2048² × 2048² float32 in jax, best of
-several) by them. "Naive" counts actor + φ(s, a) + ψ(g) for every row; the collection computes ψ(g)
-once per distinct goal, so "achieved GFLOP/s" counts what was computed.
+The bound is measured, not assumed (`distill.bench.matmul_bound`): the matmul-only time of the
+same work at the same shapes — the actor's forward products at batch = envs once per step where it
+acts in the rollout (or at the label chunk where it labels afterwards), φ(s, a) at the label chunk,
+ψ(g) at the number of distinct goals (the before path: all three at batch = envs, every step) —
+each product shape timed alone in the same run. A round's share = bound seconds ÷ its seconds;
+the labels' share divides by the teacher and critic stages only (the after path). The 2048³ peak
+is measured in the same run too, for context.
 
 Also: the same round split over 1 … N devices (forced host devices here: they share the same
 cores, so this checks overhead, not speed-up; real GPUs where there are several), and student
@@ -44,6 +47,7 @@ import numpy as np
 
 from distill import labels
 from distill.atomic import write_text_atomic
+from distill.bench import matmul_bound as mb
 from distill.bench.jax_timing import device_name, run_context
 from distill.dagger import DaggerConfig, collect_round, run_env
 from distill.data import DatasetMeta, RolloutWriter
@@ -65,45 +69,29 @@ DEEP = (512, 1024)
 
 
 # --- arithmetic ----------------------------------------------------------------------------------
-def peak_matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
-    """Best of `repeats` float32 n×n @ n×n products in jax, GFLOP/s."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    mm = jax.jit(jnp.matmul)
-    mm(a, a).block_until_ready()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        mm(a, a).block_until_ready()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+def row_gflop(arch: CRLArch) -> dict[str, float]:
+    """Matmul GFLOP of one row's forward pass, per network."""
+    layers = {"actor": mb.actor_layers(arch), "sa_encoder": mb.sa_layers(arch), "g_encoder": mb.g_layers(arch)}
+    return {k: mb.total_flops(mb.forward_gemms(1, v)) / 1e9 for k, v in layers.items()}
 
 
-@dataclass(frozen=True)
-class RowFlops:
-    """Matmul FLOPs of one labelled row, per network."""
-
-    actor: float
-    sa_encoder: float
-    g_encoder: float
-
-    @property
-    def naive(self) -> float:
-        return self.actor + self.sa_encoder + self.g_encoder
-
-    def computed(self, rows: int, goals: int) -> float:
-        """What the collection computes: actor and φ per row, ψ per distinct goal."""
-        return rows * (self.actor + self.sa_encoder) + goals * self.g_encoder
+def _chunks(n: int, chunk: int) -> tuple[int, int]:
+    """(rows per chunk, chunks) as `distill.labels.chunked` splits n rows on one device."""
+    size = min(chunk, max(n, 1))
+    return size, -(-n // size)
 
 
-def row_flops(arch: CRLArch) -> RowFlops:
-    """2 · fan_in · fan_out per Dense: input layer, depth W×W layers, heads."""
-    w, dense = arch.width, lambda i, o: 2.0 * i * o
-    trunk = lambda in_dim, depth: dense(in_dim, w) + depth * dense(w, w)
-    return RowFlops(
-        actor=trunk(arch.obs_dim + arch.goal_dim, arch.actor_depth) + 2 * dense(w, arch.action_dim),
-        sa_encoder=trunk(arch.obs_dim + arch.action_dim, arch.critic_depth) + dense(w, arch.repr_dim),
-        g_encoder=trunk(arch.goal_dim, arch.critic_depth) + dense(w, arch.repr_dim),
-    )
+def round_gemms(arch: CRLArch, path: str, envs: int, steps: int, beta: float, rows: int, goals: int,
+                chunk: int = labels.DEFAULT_CHUNK) -> tuple[mb.Gemm, ...]:
+    """The products a round computes: see the module docstring."""
+    actor, sa, g = mb.actor_layers(arch), mb.sa_layers(arch), mb.g_layers(arch)
+    if path == "before":
+        return mb.forward_gemms(envs, actor + sa + g, steps)
+    if path != "after":
+        return ()
+    chunked = lambda n, layers: mb.forward_gemms(_chunks(n, chunk)[0], layers, _chunks(n, chunk)[1])
+    acting = mb.forward_gemms(envs, actor, steps) if beta > 0 else chunked(rows, actor)
+    return mb.merge([*acting, *chunked(rows, sa), *chunked(goals, g)])
 
 
 # --- teachers and rounds -------------------------------------------------------------------------
@@ -146,8 +134,14 @@ class RoundTiming:
     seconds: float
     rows_per_s: float
     stages: dict
-    naive_bound_rows_per_s: float
-    pct_of_naive_bound: float
+    bound_s: float
+    """Matmul-only seconds of the round's products at their shapes (0: physics, or split over devices)."""
+    bound_gflops: float
+    """Those products' matmul-only rate."""
+    share: float
+    """bound_s / seconds: the round's share of its bound."""
+    labels_share: float
+    """bound_s / (teacher + critic stage seconds): the labelling's share (after path; 0 otherwise)."""
     computed_gflop_per_s: float
     pct_of_peak: float
 
@@ -161,6 +155,13 @@ class Bench:
         self.env = run_env(make_env(ENV), self.cfg)
         self.student = build_student(get_preset("mlp_2x256"), self.env.spec.student_input_dim, ACT, seed=0)
         self.peak, self.workdir, self.devices, self.name_prefix = peak_gflops, workdir, devices, name_prefix
+        self.timings: tuple[mb.GemmTiming, ...] = ()
+
+    def bound(self, gemms: tuple[mb.Gemm, ...]) -> mb.Bound:
+        """Measured now, reusing this run's timings of shapes already seen."""
+        bound = mb.measure_bound(gemms, known=self.timings)
+        self.timings = tuple({(t.m, t.k, t.n): t for t in (*self.timings, *bound.timings)}.values())
+        return bound
 
     def _writer(self, name: str) -> RolloutWriter:
         path = self.workdir / f"{self.name_prefix}{name}.h5"
@@ -223,9 +224,11 @@ class Bench:
         rows = len(columns["t"])
         goals = len(np.unique(columns["goal"], axis=0))
         arch = teacher.arch if teacher else CRLArch(OBS, GOAL, ACT, 0, 0, WIDTH)
-        flops = row_flops(arch)
-        computed = {"before": rows * flops.naive, "after": flops.computed(rows, goals), "physics": 0.0}[path]
-        bound = self.peak * 1e9 / flops.naive if teacher else 0.0
+        gemms = round_gemms(arch, path, self.cfg.envs, self.env.spec.episode_length, beta, rows, goals,
+                            self.cfg.label_chunk)
+        computed = mb.total_flops(gemms)
+        bound = self.bound(gemms) if gemms and self.devices is None else None
+        label_s = stages.get("teacher", 0.0) + stages.get("critic", 0.0)
         rate = rows / seconds
         return RoundTiming(
             teacher=teacher.name if teacher else "-", actor_depth=arch.actor_depth, critic_depth=arch.critic_depth,
@@ -233,7 +236,9 @@ class Bench:
             devices=len(self.devices) if self.devices else jax.device_count(), rows=rows, distinct_goals=goals,
             first_call_s=round(first, 2), seconds=round(seconds, 3), rows_per_s=round(rate, 1),
             stages={k: round(v, 3) for k, v in stages.items()},
-            naive_bound_rows_per_s=round(bound, 1), pct_of_naive_bound=round(100 * rate / bound, 1) if bound else 0.0,
+            bound_s=round(bound.seconds, 4) if bound else 0.0, bound_gflops=round(bound.gflops, 1) if bound else 0.0,
+            share=round(bound.share(seconds), 3) if bound else 0.0,
+            labels_share=round(bound.seconds / label_s, 3) if bound and path == "after" and label_s > 0 else 0.0,
             computed_gflop_per_s=round(computed / seconds / 1e9, 1),
             pct_of_peak=round(100 * computed / seconds / 1e9 / self.peak, 1) if teacher else 0.0,
         )
@@ -291,6 +296,25 @@ def training_running() -> bool:
     return bool(done.stdout.strip())
 
 
+SHARE = "labels_share"
+
+
+def where_the_rest_goes(doc: dict) -> list[str]:
+    """For each round under half its bound: the stage that is not matmul arithmetic."""
+    lines = []
+    physics = {(r["envs"], r["steps"]): r["seconds"] for r in doc["rounds"] if r["path"] == "physics"}
+    for r in doc["rounds"]:
+        if r["path"] == "physics" or not r["bound_s"] or r["share"] >= 0.5:
+            continue
+        bare = physics.get((r["envs"], r["steps"]))
+        phys = r["stages"].get("physics", bare)
+        what = (f"physics {phys:.2f} s ({100 * phys / r['seconds']:.0f}%)" if phys is not None else "")
+        lines.append(f"- {r['actor_depth']}/{r['critic_depth']} {r['path']} β {r['beta']:g}, {r['envs']} × {r['steps']}: "
+                     f"{100 * r['share']:.0f}% of its bound; of {r['seconds']:.2f} s, {what}"
+                     f"{f', labels at {100 * r[SHARE]:.0f}% of the bound' if r[SHARE] else ''}.")
+    return lines
+
+
 def render(doc: dict) -> str:
     host, ctx = doc["context"]["host"], doc["context"]
     lines = [
@@ -300,27 +324,34 @@ def render(doc: dict) -> str:
         f"{host['loadavg_1m_at_start']} -> {host['loadavg_1m_at_end']}; CRL training running at start: "
         f"{doc['training_running_at_start']}. Env {ENV}, random teacher weights, width {WIDTH}."),
         "",
-        (f"Peak matmul: **{doc['peak_gflops']:.0f} GFLOP/s** (2048² × 2048² float32, best of 7). "
-        "Bound = peak ÷ matmul FLOPs of a row with actor + φ(s, a) + ψ(g) (naive: ψ for every row); "
-        "achieved GFLOP/s counts what was computed (ψ once per distinct goal; the before path computes "
-        "ψ for every row)."),
+        (f"Peak matmul in this run: **{doc['peak_gflops']:.0f} GFLOP/s** (2048² × 2048² float32, best of 7). "
+        "Bound: the matmul-only seconds of the products the round computes, at their shapes, each shape "
+        "timed alone in this run (actor at batch = envs per step where it acts, else at the label chunk; "
+        "φ(s, a) at the chunk; ψ(g) per distinct goal; the before path all three at batch = envs). Share "
+        "of bound = bound s ÷ round s; labels' share = bound s ÷ (teacher + critic stage s); matmul GFLOP/s "
+        "counts what was computed, against the bound's own rate and the peak."),
         "",
         ("A round = rollout + labels + HDF5 append, timed after one untimed round (compiles); β = 1: the "
         "teacher drives (its actor runs in the rollout at batch = envs), β = 0: the student drives and "
         "the actor labels afterwards."),
         "",
-        ("| teacher actor/critic | path | envs × steps | β | rows | s | rows/s | % of bound | bound rows/s | "
-        "achieved GFLOP/s (% of peak) | stages s | first round s |"),
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        ("| teacher actor/critic | path | envs × steps | β | rows | s | rows/s | bound s | share of bound | "
+        "labels' share | matmul GFLOP/s (bound's, % of peak) | stages s | first round s |"),
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in doc["rounds"]:
         stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items())
         depth = f"{r['actor_depth']}/{r['critic_depth']}" if r["path"] != "physics" else "— (bare physics)"
         lines.append(
             f"| {depth} | {r['path']} | {r['envs']} × {r['steps']} | {r['beta']:g} | {r['rows']:,} | "
-            f"{r['seconds']:.2f} | {r['rows_per_s']:,.0f} | "
-            f"{r['pct_of_naive_bound']:.0f}% | {r['naive_bound_rows_per_s']:,.0f} | "
-            f"{r['computed_gflop_per_s']:.0f} ({r['pct_of_peak']:.0f}%) | {stages} | {r['first_call_s']:.0f} |")
+            f"{r['seconds']:.2f} | {r['rows_per_s']:,.0f} | {r['bound_s']:.3f} | {100 * r['share']:.0f}% | "
+            f"{f'{100 * r[SHARE]:.0f}%' if r[SHARE] else ''} | "
+            f"{r['computed_gflop_per_s']:.0f} ({r['bound_gflops']:.0f}, {r['pct_of_peak']:.0f}%) | {stages} | "
+            f"{r['first_call_s']:.0f} |")
+    rest = where_the_rest_goes(doc)
+    if rest:
+        lines += ["", ("Rounds under half their bound, and where the rest goes (bare physics: the physics row at "
+                  "the same envs × steps, or the after path's physics stage):"), "", *rest]
     lines += ["", "## Before and after, same config", "",
               "| teacher | envs × steps | β | before rows/s | after rows/s | speed-up |", "|---|---|---:|---:|---:|---:|"]
     for b in (r for r in doc["rounds"] if r["path"] == "before"):
@@ -391,14 +422,14 @@ def main() -> None:
         print("warning: CRL training is running: figures will be pessimistic", file=sys.stderr)
     envs, steps = (64, 8) if args.quick else (args.envs, args.steps)
     teachers = QUICK_TEACHERS if args.quick else TEACHERS
-    peak = peak_matmul_gflops() if "rounds" in parts or previous is None else previous["peak_gflops"]
+    peak = mb.peak_matmul_gflops() if "rounds" in parts or previous is None else previous["peak_gflops"]
     print(f"peak matmul {peak:.0f} GFLOP/s", flush=True)
     rounds: list[RoundTiming] = []
 
     def note(r: RoundTiming) -> None:
         rounds.append(r)
         print(f"{r.actor_depth:>4}/{r.critic_depth:<4} {r.path:<7} {r.envs:>4} x {r.steps:<3} beta {r.beta:g}: "
-              f"{r.rows_per_s:8.1f} rows/s ({r.pct_of_naive_bound:.0f}% of bound), first {r.first_call_s:.0f} s, "
+              f"{r.rows_per_s:8.1f} rows/s ({100 * r.share:.0f}% of bound), first {r.first_call_s:.0f} s, "
               f"{r.stages}", flush=True)
 
     doc = dict(previous) if previous is not None and "rounds" not in parts else {}
@@ -419,8 +450,7 @@ def main() -> None:
                 note(small.time("before", teacher, beta=1.0))
                 del teacher
             doc.update({"rounds": [asdict(r) for r in rounds],
-                        "row_gflop": {f"{a}/{c}": {k: v / 1e9 for k, v in
-                                                   asdict(row_flops(CRLArch(OBS, GOAL, ACT, a, c, WIDTH))).items()}
+                        "row_gflop": {f"{a}/{c}": row_gflop(CRLArch(OBS, GOAL, ACT, a, c, WIDTH))
                                       for a, c in teachers}})
         if "ddp" in parts:
             if args.quick:

@@ -17,44 +17,22 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from distill.atomic import write_text_atomic
 from distill.envs import make_env
 from distill.paths import teachers_dir
 from distill.rollouts import (
     EpisodeMetrics,
-    Steps,
     first_episode_metrics,
     run_episodes,
     uniform_random,
 )
 from distill.teachers import crl
 from distill.teachers.train_cli import config_for
-from distill.teachers.trainer import curve_eval_key, final_eval_key
+from distill.teachers.trainer import Reach, curve_eval_key, final_eval_key, reach
 
 BASELINE_FILE = "random_baseline.csv"
 FIELDS = ("goals", "episodes", "episode_length", "success", "time_at_goal", "final_success", "final_distance",
           "reach_mean", "reach_p95")
-
-
-@dataclass(frozen=True)
-class Reach:
-    """How far the achieved goal moved from its episode's first step: mean and 95th percentile of
-    each episode's farthest point."""
-
-    mean: float
-    p95: float
-
-
-def reach(steps: Steps, goal_indices: tuple[int, ...]) -> Reach:
-    """From a rollout started at reset (teacher observations); steps after an env's first episode
-    are masked out."""
-    achieved = np.asarray(steps.obs)[..., list(goal_indices)]
-    done = np.asarray(steps.done, bool)
-    alive = np.concatenate([np.ones_like(done[:1]), np.cumsum(done, 0)[:-1] == 0], 0)
-    farthest = (np.linalg.norm(achieved - achieved[:1], axis=-1) * alive).max(0)
-    return Reach(float(farthest.mean()), float(np.percentile(farthest, 95)))
 
 
 @dataclass(frozen=True)

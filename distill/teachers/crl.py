@@ -7,12 +7,15 @@ same episode (offset ~ truncated geometric with the discount). Losses as scaling
   critic: forward InfoNCE over the batch, energy -||phi(s,a) - psi(g)||, + 0.1 * logsumexp^2;
   actor:  SAC-style, E[alpha * log pi(a|s,g) - Q(s,a,g)];
   alpha:  learned, target entropy -entropy_param * |A|.
-Everything lives in the state (including the PRNG key, buffer and env states), so a checkpoint of
-it resumes with an identical continuation.
+Everything lives in the state (including the PRNG key, buffer, env states and the goal
+curriculum), so a checkpoint of it resumes with an identical continuation. With `goal_curriculum`
+the commanded goals come from a ring around each episode's start that widens with success
+(`distill.teachers.curriculum`); relabelling is unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -24,7 +27,7 @@ import optax
 from distill.config import from_table
 from distill.envs.base import EnvState, GoalEnv
 from distill.rollouts import rollout
-from distill.teachers import networks
+from distill.teachers import curriculum, networks
 from distill.teachers.networks import CRLArch
 
 
@@ -60,6 +63,47 @@ class CRLConfig:
     remat: bool = False
     """Rematerialise residual blocks in the backward pass (memory for compute, deep nets)."""
     seed: int = 0
+    actor_head_scale: float = 1.0
+    """Multiplies the initial kernels of the actor's mean and log-std heads (1.0: the paper's init).
+    The trunk's residual stream grows with depth (rms ~0.9 at depth 4, 2.5 at 32, 4.3 at 64, width
+    128), and the heads' outputs with it: at 1.0 a depth-64 actor can start saturated (seed 0: half
+    its log-stds at the minimum, half its actions at +-1), its entropy far below the target, so alpha
+    climbs while the tanh gradients vanish. 0.1 starts every depth near log-std -1.5, actions near 0."""
+    goal_curriculum: bool = False
+    """Command goals from a ring around each episode's start that widens with success, instead of
+    the env's own goals (open ground: a maze's walls are not checked). Evaluation keeps the env's."""
+    curriculum_inner: float = 0.6
+    """Inner radius of the ring, m: beyond the success radius, so no episode succeeds standing still."""
+    curriculum_radius: float = 0.8
+    """Outer radius at the start, m: within reach of exploration (the Go2's success radius 0.5 plus
+    the ~0.3 m a random base strays in an episode)."""
+    curriculum_max_radius: float = 3.0
+    """The outer radius stops here (the Go2 env's own goals lie 1-3 m away)."""
+    curriculum_step: float = 0.2
+    """How far the outer radius moves out when a window's success passes the threshold, m."""
+    curriculum_threshold: float = 0.5
+    """Fraction of a window's collection episodes (stochastic actor) that must reach their goal."""
+    curriculum_window: int = 256
+    """Collection episodes per decision."""
+
+    def __post_init__(self) -> None:
+        if self.actor_head_scale <= 0:
+            raise ValueError(f"actor_head_scale must be > 0, got {self.actor_head_scale}")
+        if self.goal_curriculum:
+            if not 0 <= self.curriculum_inner <= self.curriculum_radius <= self.curriculum_max_radius:
+                raise ValueError("the curriculum needs 0 <= curriculum_inner <= curriculum_radius <= "
+                                 f"curriculum_max_radius, got {self.curriculum_inner}, {self.curriculum_radius}, "
+                                 f"{self.curriculum_max_radius}")
+            if self.curriculum_step <= 0 or not 0 < self.curriculum_threshold <= 1 or self.curriculum_window < 1:
+                raise ValueError("curriculum_step must be > 0, curriculum_threshold in (0, 1] and "
+                                 "curriculum_window >= 1")
+
+    @property
+    def curriculum_config(self) -> curriculum.CurriculumConfig:
+        return curriculum.CurriculumConfig(
+            inner=self.curriculum_inner, radius=self.curriculum_radius, max_radius=self.curriculum_max_radius,
+            step=self.curriculum_step, threshold=self.curriculum_threshold, window=self.curriculum_window,
+        )
 
     @property
     def sgd_steps(self) -> int:
@@ -108,6 +152,8 @@ class TrainState:
     env_steps: jax.Array
     sgd_steps: jax.Array
     iteration: jax.Array
+    curriculum: curriculum.Curriculum
+    """The goal ring's state (kept, unused, without `goal_curriculum`)."""
 
 
 @dataclass(frozen=True)
@@ -129,12 +175,19 @@ def arch_for(cfg: CRLConfig, env: GoalEnv) -> CRLArch:
     )
 
 
+def scale_heads(actor: Any, scale: float) -> Any:
+    """The actor with its heads' initial kernels multiplied by `scale` (biases start at zero)."""
+    if scale == 1.0:
+        return actor
+    return {**actor, **{h: {**actor[h], "kernel": actor[h]["kernel"] * scale} for h in ("mean", "log_std")}}
+
+
 def init_state(cfg: CRLConfig, env: GoalEnv) -> TrainState:
     arch = arch_for(cfg, env)
     opts = make_optimizers(cfg)
     key = jax.random.PRNGKey(cfg.seed)
     key, k_actor, k_critic, k_env = jax.random.split(key, 4)
-    actor = networks.init_actor(k_actor, arch)
+    actor = scale_heads(networks.init_actor(k_actor, arch), cfg.actor_head_scale)
     critic = networks.init_critic(k_critic, arch)
     log_alpha = jnp.zeros((), jnp.float32)  # a float32 array, not a weak-typed scalar: one compile
     cap, n = cfg.max_replay_size, cfg.num_envs
@@ -149,12 +202,15 @@ def init_state(cfg: CRLConfig, env: GoalEnv) -> TrainState:
         total=jnp.zeros((), jnp.int32),
     )
     env_state = jax.jit(jax.vmap(env.reset))(jax.random.split(k_env, n))
+    ring = curriculum.initial(cfg.curriculum_config, n)
+    if cfg.goal_curriculum:
+        env_state = jax.jit(jax.vmap(curriculum.RingGoals(env, cfg.curriculum_inner, ring.radius).start))(env_state)
     zero = jnp.zeros((), jnp.int32)
     ts = TrainState(
         actor=actor, critic=critic, log_alpha=log_alpha,
         actor_opt=opts.actor.init(actor), critic_opt=opts.critic.init(critic),
         alpha_opt=opts.alpha.init(log_alpha), buffer=buffer, env_state=env_state, key=key,
-        env_steps=zero, sgd_steps=zero, iteration=zero,
+        env_steps=zero, sgd_steps=zero, iteration=zero, curriculum=ring,
     )
     return jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), ts)  # distinct buffers to donate
 
@@ -256,10 +312,9 @@ def sgd_step(cfg: CRLConfig, opts: Optimizers, spec, ts: TrainState, key: jax.Ar
     c_upd, critic_opt = opts.critic.update(c_grad, ts.critic_opt, ts.critic)
     critic = optax.apply_updates(ts.critic, c_upd)
 
-    ts = TrainState(
-        actor=actor, critic=critic, log_alpha=log_alpha, actor_opt=actor_opt, critic_opt=critic_opt,
-        alpha_opt=alpha_opt, buffer=ts.buffer, env_state=ts.env_state, key=ts.key,
-        env_steps=ts.env_steps, sgd_steps=ts.sgd_steps + 1, iteration=ts.iteration,
+    ts = dataclasses.replace(
+        ts, actor=actor, critic=critic, log_alpha=log_alpha, actor_opt=actor_opt, critic_opt=critic_opt,
+        alpha_opt=alpha_opt, sgd_steps=ts.sgd_steps + 1,
     )
     metrics = {
         "actor_loss": a_loss, "critic_loss": c_loss, "critic_accuracy": acc,
@@ -273,14 +328,17 @@ def iteration(cfg: CRLConfig, env: GoalEnv, ts: TrainState) -> tuple[TrainState,
     """Collect one unroll from every env, then update if the buffer is warm."""
     opts = make_optimizers(cfg)
     key, k_roll, k_sgd = jax.random.split(ts.key, 3)
-    env_state, steps = rollout(env, stochastic_actor, cfg.unroll_length, ts.actor, ts.env_state, k_roll)
+    collect_env = (curriculum.RingGoals(env, cfg.curriculum_inner, ts.curriculum.radius)
+                   if cfg.goal_curriculum else env)
+    env_state, steps = rollout(collect_env, stochastic_actor, cfg.unroll_length, ts.actor, ts.env_state, k_roll)
     obs_dim = env.spec.obs_dim
     buffer = insert(ts.buffer, steps.obs[..., :obs_dim], steps.action, steps.t, steps.episode)
-    ts = TrainState(
-        actor=ts.actor, critic=ts.critic, log_alpha=ts.log_alpha, actor_opt=ts.actor_opt,
-        critic_opt=ts.critic_opt, alpha_opt=ts.alpha_opt, buffer=buffer, env_state=env_state,
-        key=key, env_steps=ts.env_steps + cfg.env_steps_per_iteration, sgd_steps=ts.sgd_steps,
-        iteration=ts.iteration + 1,
+    ring = ts.curriculum
+    if cfg.goal_curriculum:
+        ring = curriculum.advance(curriculum.count_episodes(ring, steps.done, steps.success), cfg.curriculum_config)
+    ts = dataclasses.replace(
+        ts, buffer=buffer, env_state=env_state, key=key, env_steps=ts.env_steps + cfg.env_steps_per_iteration,
+        iteration=ts.iteration + 1, curriculum=ring,
     )
 
     def train(ts):
@@ -298,4 +356,6 @@ def iteration(cfg: CRLConfig, env: GoalEnv, ts: TrainState) -> tuple[TrainState,
     warm = buffer.size >= min(cfg.min_replay_size, cfg.max_replay_size)
     ts, metrics = jax.lax.cond(warm, train, skip, ts)
     metrics["collect_success"] = jnp.mean(steps.success)
+    metrics["goal_radius"] = ring.radius
+    metrics["ring_success"] = ring.last_rate
     return ts, metrics

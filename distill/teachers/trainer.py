@@ -13,7 +13,7 @@ import io
 import json
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,14 @@ from distill.atomic import write_bytes_atomic, write_text_atomic
 from distill.envs import make_env
 from distill.errors import DistillError
 from distill.progress import progress_bar
-from distill.rollouts import EpisodeMetrics, evaluate
+from distill.rollouts import (
+    EpisodeMetrics,
+    Steps,
+    deterministic,
+    evaluate,
+    first_episode_metrics,
+    run_episodes,
+)
 from distill.teachers import checkpoint, crl, networks
 
 STATE_FILE = "train_state.safetensors"
@@ -39,7 +46,12 @@ shapes the state or the learning, so it must match the checkpoint's."""
 CURVE_FIELDS = (
     "iteration", "env_steps", "sgd_steps", "wall_s", "success", "time_at_goal", "final_success",
     "final_distance", "actor_loss", "critic_loss", "critic_accuracy", "entropy", "alpha",
+    "reach_mean", "reach_p95", "goal_radius", "ring_success",
 )
+"""reach: how far the evaluated teacher's achieved goal gets from its start (see `reach`);
+goal_radius, ring_success: the goal curriculum's outer radius and its last window's success."""
+OPTIONAL_LEAVES = (".curriculum",)
+"""State leaves a checkpoint may lack (written before they existed): the fresh state's are kept."""
 
 
 def _leaf_name(path) -> str:
@@ -67,6 +79,9 @@ def load_state(run_dir: Path, template: crl.TrainState) -> crl.TrainState:
         name = _leaf_name(path)
         if name == ".env_state.student_obs" and name not in flat:  # written before envs had one:
             name = ".env_state.obs"  # a symmetric env's student observation is its observation
+        if name not in flat and name.startswith(OPTIONAL_LEAVES):
+            restored.append(leaf)
+            continue
         if name not in flat:
             raise DistillError(f"{run_dir / STATE_FILE}: checkpoint lacks {name}; it was written by another config")
         arr = flat[name]
@@ -97,6 +112,32 @@ def evaluate_actor(env, actor, key, episodes: int) -> EpisodeMetrics:
     return evaluate(env, networks.actor_act, actor, key, episodes)
 
 
+@dataclass(frozen=True)
+class Reach:
+    """How far the achieved goal moved from its episode's first step: mean and 95th percentile of
+    each episode's farthest point."""
+
+    mean: float
+    p95: float
+
+
+def reach(steps: Steps, goal_indices: tuple[int, ...]) -> Reach:
+    """From a rollout started at reset (teacher observations); steps after an env's first episode
+    are masked out."""
+    achieved = np.asarray(steps.obs)[..., list(goal_indices)]
+    done = np.asarray(steps.done, bool)
+    alive = np.concatenate([np.ones_like(done[:1]), np.cumsum(done, 0)[:-1] == 0], 0)
+    farthest = (np.linalg.norm(achieved - achieved[:1], axis=-1) * alive).max(0)
+    return Reach(float(farthest.mean()), float(np.percentile(farthest, 95)))
+
+
+def evaluate_with_reach(env, actor, key, episodes: int) -> tuple[EpisodeMetrics, Reach]:
+    """`evaluate_actor`'s figures (the same episodes) and how far the teacher got from its starts."""
+    length = env.spec.episode_length
+    steps = run_episodes(env, deterministic(networks.actor_act), actor, key, episodes, length)
+    return first_episode_metrics(steps, length), reach(steps, env.spec.goal_indices)
+
+
 def curve_eval_key(cfg: crl.CRLConfig) -> jax.Array:
     """The goals every curve row is evaluated on (the same each time, so rows compare)."""
     return jax.random.PRNGKey(cfg.seed + 1)
@@ -121,7 +162,8 @@ def train(cfg: crl.CRLConfig, run_dir: Path, resume: bool = False, max_iteration
     if resume and (run_dir / STATE_FILE).is_file():
         meta = json.loads((run_dir / STATE_META).read_text())
         now = json.loads(json.dumps(asdict(cfg)))
-        changed = sorted(k for k in now if k not in SCHEDULE_FIELDS and meta["config"].get(k) != now[k])
+        default = asdict(crl.CRLConfig())  # keys a checkpoint predates held their defaults
+        changed = sorted(k for k in now if k not in SCHEDULE_FIELDS and meta["config"].get(k, default[k]) != now[k])
         if changed:
             raise DistillError(f"{run_dir / STATE_META}: checkpoint config differs from this run's in "
                                f"{', '.join(changed)}; use a new run folder or the same config (only "
@@ -141,11 +183,14 @@ def train(cfg: crl.CRLConfig, run_dir: Path, resume: bool = False, max_iteration
         it = int(ts.iteration)
         wall = wall_before + time.perf_counter() - t0
         if it % cfg.eval_every == 0 or it == total:
-            ev = evaluate_actor(env, ts.actor, eval_key, cfg.eval_episodes)
+            ev, got = evaluate_with_reach(env, ts.actor, eval_key, cfg.eval_episodes)
+            ring = {k: round(float(v), 5) for k, v in metrics.items() if k in ("goal_radius", "ring_success")}
             row = {"iteration": it, "env_steps": int(ts.env_steps), "sgd_steps": int(ts.sgd_steps),
                    "wall_s": round(wall, 2), **{k: round(v, 5) for k, v in ev.as_dict().items()
                                                if k in CURVE_FIELDS},
-                   **{k: round(float(v), 5) for k, v in metrics.items() if k in CURVE_FIELDS}}
+                   **{k: round(float(v), 5) for k, v in metrics.items() if k in CURVE_FIELDS},
+                   "reach_mean": round(got.mean, 4), "reach_p95": round(got.p95, 4),
+                   **(ring if cfg.goal_curriculum else {"goal_radius": "", "ring_success": ""})}
             rows.append(row)
             bar.set_postfix(success=f"{ev.success:.2f}", at_goal=f"{ev.time_at_goal:.1f}",
                             alpha=f"{float(metrics['alpha']):.3f}")
