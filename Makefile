@@ -37,7 +37,8 @@ teacher: $(STAMP)
 	$(BIN)/distill teacher train --name $(TEACHER)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
