@@ -37,7 +37,10 @@ def _pins(constraints: Path) -> dict[str, str]:
 
 
 def _run(*argv: str | Path, timeout: int = 900) -> str:
-    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, check=False)
+    """Runs outside the checkout: `python -c` puts its working directory first on sys.path, and the
+    checkout's own distill/ would shadow the installed one."""
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, check=False,
+                          cwd=Path(argv[0]).parent)
     assert done.returncode == 0, f"{' '.join(map(str, argv))} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 

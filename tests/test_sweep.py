@@ -55,7 +55,7 @@ def _entry(preset: str, precision: str, time_at_goal: float, p99: float, params:
 
 def _sweep(entries) -> SweepReport:
     return SweepReport(
-        name="s", env="reacher", teacher=TeacherInfo("t", 8, 8, 128, 100_000, "ab"),
+        name="sweep-t", env="reacher", teacher=TeacherInfo("t", 8, 8, 128, 100_000, "ab"),
         teacher_success=EpisodeMetrics(1.0, 40.0, 1.0, 0.01, 16, 50), teacher_ort=_latency(5.0), target="go2",
         target_device="Jetson", budget_p99_ms=1.0, control_hz=50.0, host="test", config={}, entries=tuple(entries))
 
@@ -103,6 +103,15 @@ def test_written_table_json_and_png(tmp_path):
         image = np.asarray(png.convert("RGB"), dtype=np.float64) / 255
     assert image.std() > 0.05  # something was drawn
     assert (tmp_path / "results" / "sweep_t_cpu.png").read_bytes() == (tmp_path / "sweep" / SWEEP_PNG).read_bytes()
+
+
+def test_results_are_named_by_the_sweep_without_its_prefix(tmp_path):
+    """Two sweeps of one teacher (a clean and a noisy one) never overwrite each other's results."""
+    noisy = dataclasses.replace(_sweep(ENTRIES), name="sweep-blind_noisy")
+    write_sweep(_sweep(ENTRIES), tmp_path / "a", tmp_path / "results")
+    write_sweep(noisy, tmp_path / "b", tmp_path / "results")
+    assert {p.name for p in (tmp_path / "results").iterdir()} == {
+        f"sweep_{n}_cpu.{ext}" for n in ("t", "blind_noisy") for ext in ("json", "md", "png")}
 
 
 def test_results_are_named_by_the_device_the_latencies_were_measured_on(tmp_path):

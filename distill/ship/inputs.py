@@ -13,7 +13,7 @@ from pathlib import Path
 
 from distill.data import DatasetMeta, RolloutReader
 from distill.errors import DistillError
-from distill.paths import datasets_dir
+from distill.paths import datasets_dir, from_root
 from distill.report import REPORT_JSON, RunReport
 from distill.students.checkpoint import read_student_toml
 
@@ -75,9 +75,16 @@ def _onnx_files(report: RunReport, run_dir: Path) -> tuple[dict[str, Path], dict
     return files, errors
 
 
-def _dataset(report: RunReport, where: Path) -> Path:
+def _dataset(report: RunReport, run_dir: Path) -> Path:
+    """The run's dataset, where the report says (relative paths are from the project root), else
+    beside the project the run folder lives in (students/NAME/ -> datasets/NAME/), so a project
+    moved or opened without $DISTILL_ROOT still ships."""
+    where = run_dir / REPORT_JSON
     recorded = Path(report.artifacts.get("dataset", "rollouts.h5"))
-    for candidate in (recorded, datasets_dir() / report.run / recorded.name):
+    own_root = run_dir.resolve().parent.parent
+    candidates = (from_root(recorded), own_root / recorded if not recorded.is_absolute() else recorded,
+                  own_root / "datasets" / report.run / recorded.name, datasets_dir() / report.run / recorded.name)
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise DistillError(f"{where}: its dataset {recorded} is missing (also looked in {datasets_dir() / report.run}); "
@@ -93,7 +100,7 @@ def load_ship_inputs(run_dir: str | Path) -> ShipInputs:
     report = RunReport.load(run_dir)
     student_toml = read_student_toml(run_dir / STUDENT_DIR)
     onnx_files, errors = _onnx_files(report, run_dir)
-    dataset_path = _dataset(report, run_dir / REPORT_JSON)
+    dataset_path = _dataset(report, run_dir)
     reader = RolloutReader(dataset_path)
     host = report.latency_of("student", HOST_BACKEND)
     weights = student_toml.get("weights") or {}
