@@ -4,7 +4,7 @@
 (a history buffer or a GRU's hidden state, `distill.students.jax_mirror`) and the state of the
 robot's imperfections (the last observation, actions in flight: `distill.robust`); both are reset
 for an env when its episode ends (auto-reset), so the next episode starts with a fresh memory and
-nothing in flight. One `CarryPolicy` (hashable: it is a static argument of the jit'd rollout)
+nothing in flight. One `CarryPolicy` (hashable: it is a static argument of the jit'd policy step)
 says which student family runs, which perturbations apply, and whether the teacher mixes in.
 
 At each step: the student reads its observation through the perturbations (`seen`, recorded as the
@@ -24,7 +24,14 @@ import jax.numpy as jnp
 
 from distill import robust
 from distill.envs.base import EnvState, GoalEnv
-from distill.rollouts import EpisodeMetrics, Observation, Steps, first_episode_metrics, reset_batch
+from distill.rollouts import (
+    EpisodeMetrics,
+    Observation,
+    Steps,
+    batched_reset,
+    batched_step,
+    first_episode_metrics,
+)
 from distill.students.jax_mirror import memory_init, memory_reset, memory_step
 from distill.students.memory import Recurrence
 from distill.teachers import networks
@@ -69,35 +76,50 @@ class CarryPolicy:
 
 def rollout_carry(env: GoalEnv, policy: CarryPolicy, num_steps: int, params: Any, state: EnvState,
                   carry: dict, key: jax.Array) -> tuple[EnvState, dict, Steps]:
-    """`num_steps` batched steps of a carrying policy; jit'd once per (env, policy, num_steps)."""
-    return _rollout_carry(env, policy, num_steps, params, state, carry, key)
-
-
-@partial(jax.jit, static_argnums=(0, 1, 2))
-def _rollout_carry(env, policy, num_steps, params, state, carry, key):
-    step = jax.vmap(env.step)
+    """`num_steps` batched steps of a carrying policy: a host loop over the env's shared compiled step
+    (`rollouts.batched_step`, the one stateless rollouts use) and the policy's own small jit, so a
+    memory or perturbed run compiles no physics of its own. Step i's key is the i-th of
+    `jax.random.split(key, num_steps)`."""
+    step = batched_step(env)
     asymmetric = env.spec.asymmetric
+    records = []
+    for step_key in jax.random.split(key, num_steps):
+        action, extras, carry = _act(policy, params, Observation(state.obs, state.student_obs), carry, step_key)
+        nxt = step(state, action)
+        carry = _reset(policy, carry, nxt.done)
+        records.append(Steps(obs=state.obs, student_obs=state.student_obs if asymmetric else None, goal=state.goal,
+                             action=action, t=state.t, episode=state.episode, done=nxt.done, success=nxt.success,
+                             dist=nxt.dist, extras=extras))
+        state = nxt
+    return state, carry, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *records)
 
-    def body(loop, step_key):
-        s, c = loop
-        action, extras, c = policy.act(params, Observation(s.obs, s.student_obs), c, step_key)
-        nxt = step(s, action)
-        c = policy.reset(c, nxt.done)
-        rec = Steps(obs=s.obs, student_obs=s.student_obs if asymmetric else None, goal=s.goal, action=action,
-                    t=s.t, episode=s.episode, done=nxt.done, success=nxt.success, dist=nxt.dist, extras=extras)
-        return (nxt, c), rec
 
-    (state, carry), steps = jax.lax.scan(body, (state, carry), jax.random.split(key, num_steps))
-    return state, carry, steps
+@partial(jax.jit, static_argnums=0)
+def _act(policy: CarryPolicy, params, obs: Observation, carry, key):
+    return policy.act(params, obs, carry, key)
+
+
+@partial(jax.jit, static_argnums=0)
+def _reset(policy: CarryPolicy, carry, done):
+    return policy.reset(carry, done)
 
 
 def evaluate_carry(env: GoalEnv, policy: CarryPolicy, student_params: Any, key: jax.Array,
-                   num_episodes: int, steps: int | None = None) -> EpisodeMetrics:
-    """One episode in each of `num_episodes` envs, the student driving alone; the reset key is split
-    as `rollouts.evaluate_policy` splits it, so the goals are those every other policy of a run faces."""
+                   num_episodes: int, steps: int | None = None, batch: int | None = None) -> EpisodeMetrics:
+    """One episode in each of `num_episodes` envs, the student driving alone, `batch` envs at a time
+    (default: all at once); the keys are split as `rollouts.run_episodes` splits them, so the goals
+    are those every other policy of a run faces, whatever the batch."""
     length = steps or env.spec.episode_length
     k_reset, k_roll = jax.random.split(key)
-    state = reset_batch(env, k_reset, num_episodes)
-    _, _, recorded = rollout_carry(env, policy, length, {"student": student_params}, state,
-                                   policy.init(num_episodes), k_roll)
-    return first_episode_metrics(recorded, length)
+    batch = batch or num_episodes
+    keys = jax.random.split(k_reset, num_episodes)
+    parts = []
+    for b, start in enumerate(range(0, num_episodes, batch)):
+        chunk = keys[start : start + batch]
+        valid = chunk.shape[0]
+        if valid < batch:
+            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[:1], batch - valid, 0)])
+        _, _, recorded = rollout_carry(env, policy, length, {"student": student_params}, batched_reset(env)(chunk),
+                                       policy.init(batch), k_roll if b == 0 else jax.random.fold_in(k_roll, b))
+        parts.append(jax.tree_util.tree_map(lambda x, v=valid: x[:, :v], recorded))
+    return first_episode_metrics(jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=1), *parts), length)

@@ -521,13 +521,14 @@ def evaluation_key(cfg: DaggerConfig) -> jax.Array:
 def evaluate_student(env: GoalEnv, student: Student, key: jax.Array, episodes: int, batch: int | None = None,
                      perturbation: robust.Perturbation = robust.NONE) -> EpisodeMetrics:
     """The student driving alone, deterministic but for the perturbations (their noise from `key`);
-    a stateless student without perturbations runs `batch` envs at a time (a run passes its `envs`,
-    so evaluation reuses the physics compiled for collection)."""
+    `batch` envs at a time (a run passes its `envs`, so evaluation reuses the physics compiled for
+    collection)."""
     rec = Recurrence.of(student)
     if not rec.stateful and not perturbation.active:
         return evaluate(env, student_apply, student_params_to_jax(student), key, episodes, view="student",
                         batch=batch)
-    return evaluate_carry(env, CarryPolicy(rec, perturbation), student_params_to_jax(student), key, episodes)
+    return evaluate_carry(env, CarryPolicy(rec, perturbation), student_params_to_jax(student), key, episodes,
+                          batch=batch)
 
 
 def evaluate_teacher(env: GoalEnv, teacher: Teacher, key: jax.Array, episodes: int,

@@ -188,23 +188,24 @@ def test_unknown_family_in_a_checkpoint_is_refused(tmp_path):
 
 
 # ---------------------------------------------------------------- in the MJX rollout
-@pytest.mark.parametrize("family", ["history", pytest.param("gru", marks=pytest.mark.slow)])  # ~40 s a compile
+@pytest.mark.parametrize("family", ["history", "gru"])
 def test_rollout_carries_memory_through_auto_resets_as_pytorch_does(family, reacher):
-    """The student drives 8 reacher envs through episodes of 10 steps for 25 steps (two auto-resets
-    each): its actions are those of the PyTorch student stepping through each env's observations,
-    its memory started afresh at each episode's first step."""
+    """The student drives the reacher envs through 110 steps of 50-step episodes (two auto-resets
+    each), on the physics step every reacher test shares: its actions are those of the PyTorch
+    student stepping through each env's observations, its memory started afresh at each episode's
+    first step."""
+    from conftest import SMALL_ENVS
+
     from distill.carry import SEEN, CarryPolicy, rollout_carry
-    from distill.envs import with_episode_length
     from distill.rollouts import reset_batch
 
-    env = with_episode_length(reacher, 10)
     student = build_student(PRESETS[family], 13, 2, obs_std=np.full(13, 0.5), seed=3)
     policy = CarryPolicy(Recurrence.of(student))
-    state = reset_batch(env, jax.random.PRNGKey(0), 8)
-    _, _, steps = rollout_carry(env, policy, 25, {"student": student_params_to_jax(student)}, state,
-                                policy.init(8), jax.random.PRNGKey(1))
+    state = reset_batch(reacher, jax.random.PRNGKey(0), SMALL_ENVS)
+    _, _, steps = rollout_carry(reacher, policy, 110, {"student": student_params_to_jax(student)}, state,
+                                policy.init(SMALL_ENVS), jax.random.PRNGKey(1))
     seen, t, actions = np.asarray(steps.extras[SEEN]), np.asarray(steps.t), np.asarray(steps.action)
     np.testing.assert_array_equal(seen, np.asarray(steps.obs))  # no perturbations: it reads the observation
-    assert (t[[0, 10, 20]] == 0).all() and (t[9] == 9).all()
+    assert (t[[0, 50, 100]] == 0).all() and (t[49] == 49).all()
     for e in range(8):
         np.testing.assert_allclose(actions[:, e], act_sequence(student, seen[:, e], t[:, e] == 0), atol=2e-5)
