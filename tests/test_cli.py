@@ -326,7 +326,6 @@ def test_eval_of_a_student_folder_or_onnx_file_on_a_runs_goals(tiny_run, capsys)
 def test_sim2sim_of_a_shipped_reacher_student_agrees_with_mjx(tiny_run, tmp_path, capsys):
     import tarfile
 
-    from distill.policy_eval import evaluate_engines
     from distill.ship.bundle import build_bundle
 
     report = _report(tiny_run)
@@ -342,12 +341,9 @@ def test_sim2sim_of_a_shipped_reacher_student_agrees_with_mjx(tiny_run, tmp_path
     rows = _table(capsys.readouterr().out)
     assert rows["MJX, clean"][1:6] == _figures(fp32["success"])  # the run's goals, in MJX as the run scored them
     assert "within 3 SE" in rows["MuJoCo (C), clean"][-1]
-    result = evaluate_engines(onnx_file, "reacher", episodes, progress=False)
-    (condition, sim), = result.rows
-    assert condition == "clean" and sim.within_sampling_error
-    assert sim.mujoco.as_dict() == run_sim["mujoco"] and sim.mujoco.episodes == episodes
-    assert abs(sim.mujoco.time_at_goal - sim.mjx.time_at_goal) <= 3 * sim.time_at_goal_se + 0.5
-    assert sim.mujoco.time_at_goal > 10  # a trained student: the agreement is about success, not zeros
+    # the shipped file in plain MuJoCo scores what the run's own sim2sim recorded, on the same goals
+    assert rows["MuJoCo (C), clean"][1:6] == _figures(run_sim["mujoco"])
+    assert run_sim["mujoco"]["time_at_goal"] > 10  # a trained student: the agreement is about success, not zeros
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -68,7 +68,12 @@ def test_the_ring_widens_only_when_a_full_window_passes_the_threshold():
 
 
 def test_a_redrawn_goal_is_in_the_ring_and_in_the_observation(reacher):
-    state = reacher.reset(jax.random.PRNGKey(3))
+    from conftest import SMALL_ENVS
+
+    from distill.rollouts import batched_reset
+
+    states = batched_reset(reacher)(jax.random.split(jax.random.PRNGKey(3), SMALL_ENVS))  # the shared compile
+    state = jax.tree_util.tree_map(lambda x: x[0], states)
     fresh = cur.redraw_goal(reacher, state, 0.05, 0.1)
     offset = np.asarray(fresh.goal - reacher.achieved_goal(state.data))
     assert 0.05 - 1e-6 <= np.linalg.norm(offset) <= 0.1 + 1e-6
