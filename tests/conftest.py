@@ -38,6 +38,20 @@ def reacher_steps(reacher):
     return batched_reset(reacher), batched_step(reacher)
 
 
+@pytest.fixture
+def project_elsewhere(tmp_path, monkeypatch) -> Path:
+    """A project root outside the checkout (as $DISTILL_ROOT) that sees the shipped teachers and
+    presets: CLI runs that stop early still open students/RUN/run.log, which must not land in the
+    checkout (where a user's own run of that name may live)."""
+    repo = Path(__file__).resolve().parent.parent
+    root = tmp_path / "project"
+    (root / "students").mkdir(parents=True)
+    (root / "teachers").symlink_to(repo / "teachers")
+    (root / "students" / "presets.toml").write_text((repo / "students" / "presets.toml").read_text())
+    monkeypatch.setenv("DISTILL_ROOT", str(root))
+    return root
+
+
 TINY_PRESETS = """default = "mlp_2x256"
 [train]
 epochs = 2

@@ -54,13 +54,14 @@ def test_run_names_cannot_escape_the_project(name):
         check_run_name(name)
 
 
-def test_cli_exits_2_with_one_line(tmp_path, capsys):
+def test_cli_exits_2_with_one_line(tmp_path, capsys, project_elsewhere):
     bad = _config(tmp_path, "[distill]\nrounds = 2.5\n")
     assert main(["run", "--teacher", "reacher_8", "--config", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("distill: error:") and "rounds = 2.5" in err and len(err.splitlines()) == 1
     assert main(["run", "--teacher", "reacher_8", "--run", "../../x"]) == 2
     assert "run name" in capsys.readouterr().err
+    assert (project_elsewhere / "students" / "reacher_8-mlp_2x256" / "run.log").is_file()  # the failed run's log
 
 
 def test_ordinary_run_names_pass():

@@ -44,7 +44,7 @@ def test_wrong_sha256_is_refused(saved):
         load_teacher(directory)
 
 
-def test_missing_weights_cli_says_how_to_get_them(saved, capsys):
+def test_missing_weights_cli_says_how_to_get_them(saved, capsys, project_elsewhere):
     directory = saved[0]
     (directory / checkpoint.WEIGHTS_NAME).unlink()
     assert main(["run", "--teacher", str(directory)]) == 2
@@ -58,7 +58,7 @@ def test_unknown_teacher_is_one_line(capsys):
     assert len(err) == 1 and "unknown teacher" in err[0]
 
 
-def test_humanoid_1024_without_weights_exits_nonzero(capsys):
+def test_humanoid_1024_without_weights_exits_nonzero(capsys, project_elsewhere):
     assert main(["run", "--teacher", "humanoid_1024"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "humanoid_1024" in err[0] and "import" in err[0]
