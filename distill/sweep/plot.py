@@ -50,9 +50,10 @@ def plot_sweep(sweep: SweepReport, path: Path) -> Path:
     for precision, marker in MARKERS.items():
         ax.scatter([], [], marker=marker, color="grey", label=precision)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right", ncol=2)
+    # below the axes: inside, it hides the low-success students a blind or noisy sweep puts bottom right
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight")
     plt.close(fig)
     return path
