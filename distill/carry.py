@@ -28,9 +28,10 @@ from distill.rollouts import (
     EpisodeMetrics,
     Observation,
     Steps,
-    batched_reset,
     batched_step,
+    episode_batches,
     first_episode_metrics,
+    join_episodes,
 )
 from distill.students.jax_mirror import memory_init, memory_reset, memory_step
 from distill.students.memory import Recurrence
@@ -106,20 +107,13 @@ def _reset(policy: CarryPolicy, carry, done):
 
 def evaluate_carry(env: GoalEnv, policy: CarryPolicy, student_params: Any, key: jax.Array,
                    num_episodes: int, steps: int | None = None, batch: int | None = None) -> EpisodeMetrics:
-    """One episode in each of `num_episodes` envs, the student driving alone, `batch` envs at a time
-    (default: all at once); the keys are split as `rollouts.run_episodes` splits them, so the goals
-    are those every other policy of a run faces, whatever the batch."""
+    """One episode in each of `num_episodes` envs, the student driving alone, `batch` envs at a time;
+    the goals are those every other policy of a run faces (`rollouts.episode_batches`)."""
     length = steps or env.spec.episode_length
-    k_reset, k_roll = jax.random.split(key)
-    batch = batch or num_episodes
-    keys = jax.random.split(k_reset, num_episodes)
-    parts = []
-    for b, start in enumerate(range(0, num_episodes, batch)):
-        chunk = keys[start : start + batch]
-        valid = chunk.shape[0]
-        if valid < batch:
-            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[:1], batch - valid, 0)])
-        _, _, recorded = rollout_carry(env, policy, length, {"student": student_params}, batched_reset(env)(chunk),
-                                       policy.init(batch), k_roll if b == 0 else jax.random.fold_in(k_roll, b))
-        parts.append(jax.tree_util.tree_map(lambda x, v=valid: x[:, :v], recorded))
-    return first_episode_metrics(jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=1), *parts), length)
+    parts, valid = [], []
+    for episodes in episode_batches(env, key, num_episodes, batch):
+        _, _, recorded = rollout_carry(env, policy, length, {"student": student_params}, episodes.state,
+                                       policy.init(episodes.state.obs.shape[0]), episodes.key)
+        parts.append(recorded)
+        valid.append(episodes.valid)
+    return first_episode_metrics(join_episodes(parts, valid), length)

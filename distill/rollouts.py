@@ -21,7 +21,7 @@ compiled step serves every episode count.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
@@ -241,31 +241,52 @@ def evaluate_policy(
                                  length)
 
 
-def run_episodes(
-    env: GoalEnv, policy: Policy, params: Any, key: jax.Array, num_episodes: int, steps: int,
-    batch: int | None = None, jit_policy: bool = True,
-) -> Steps:
-    """`steps` steps of `num_episodes` envs from reset (what `evaluate_policy` scores), run `batch`
-    envs at a time (default: all at once) so that every episode count uses the step compiled for
-    that batch size. Env i resets from the i-th of `jax.random.split(k_reset, num_episodes)`
-    whatever the batch, so its goal does not depend on it; the last batch is padded with copies of
-    its first env, dropped afterwards. Batch b > 0 draws its policy keys from `fold_in(k_roll, b)`."""
+@dataclass(frozen=True)
+class EpisodeBatch:
+    """`batch` envs at reset, of which the first `valid` are episodes asked for (the rest pad the
+    last batch with copies of its first env), and the key this batch's policy draws from."""
+
+    index: int
+    state: EnvState
+    valid: int
+    key: jax.Array
+
+
+def episode_batches(env: GoalEnv, key: jax.Array, num_episodes: int, batch: int | None = None) -> Iterator[EpisodeBatch]:
+    """`num_episodes` envs at reset, `batch` at a time (default: all at once), so that every episode
+    count uses the step compiled for that batch size. Env i resets from the i-th of
+    `jax.random.split(k_reset, num_episodes)` whatever the batch, so its goal does not depend on it
+    (every evaluator of a run splits `key` this way: teacher, student, carrying student, ONNX file).
+    Batch b > 0 draws its policy keys from `fold_in(k_roll, b)`."""
     k_reset, k_roll = jax.random.split(key)
     batch = batch or num_episodes
     keys = jax.random.split(k_reset, num_episodes)
-    parts = []
     for b, start in enumerate(range(0, num_episodes, batch)):
         chunk = keys[start : start + batch]
         valid = chunk.shape[0]
         if valid < batch:
             chunk = jnp.concatenate([chunk, jnp.repeat(chunk[:1], batch - valid, 0)])
-        state = batched_reset(env)(chunk)
-        _, part = stepwise_rollout(env, policy, steps, params, state,
-                                   k_roll if b == 0 else jax.random.fold_in(k_roll, b), jit_policy)
-        parts.append(part if valid == batch else jax.tree_util.tree_map(lambda x, v=valid: x[:, :v], part))
-    if len(parts) == 1:
-        return parts[0]
-    return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=1), *parts)
+        yield EpisodeBatch(b, batched_reset(env)(chunk), valid, k_roll if b == 0 else jax.random.fold_in(k_roll, b))
+
+
+def join_episodes(parts: list[Any], valid: list[int]) -> Any:
+    """Per-batch [T, batch, ...] records joined along the env axis, each batch's padding dropped."""
+    parts = [jax.tree_util.tree_map(lambda x, v=v: x[:, :v], part) for part, v in zip(parts, valid, strict=True)]
+    return parts[0] if len(parts) == 1 else jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=1), *parts)
+
+
+def run_episodes(
+    env: GoalEnv, policy: Policy, params: Any, key: jax.Array, num_episodes: int, steps: int,
+    batch: int | None = None, jit_policy: bool = True,
+) -> Steps:
+    """`steps` steps of `num_episodes` envs from reset (what `evaluate_policy` scores), run `batch`
+    envs at a time (`episode_batches`)."""
+    parts, valid = [], []
+    for episodes in episode_batches(env, key, num_episodes, batch):
+        _, part = stepwise_rollout(env, policy, steps, params, episodes.state, episodes.key, jit_policy)
+        parts.append(part)
+        valid.append(episodes.valid)
+    return join_episodes(parts, valid)
 
 
 @cache

@@ -21,7 +21,7 @@ from distill import robust
 from distill.envs.base import GoalEnv
 from distill.export.stepper import OnnxPolicy
 from distill.progress import progress_bar
-from distill.rollouts import EpisodeMetrics, batched_reset, batched_step, episode_metrics
+from distill.rollouts import EpisodeMetrics, batched_step, episode_batches, episode_metrics
 
 
 def key_seed(key: jax.Array) -> list[int]:
@@ -42,24 +42,16 @@ def evaluate_onnx(env: GoalEnv, onnx_path: str | Path, key: jax.Array, episodes:
 def run_onnx_episodes(env: GoalEnv, onnx_path: str | Path, key: jax.Array, episodes: int, progress: bool = True,
                       perturbation: robust.Perturbation = robust.NONE,
                       batch: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What `evaluate_onnx` scores: done, success and distance, each [episode_length, episodes].
-    Env i resets from the i-th of `jax.random.split(k_reset, episodes)` whatever the batch (as in
-    `rollouts.run_episodes`); the last batch is padded with copies of its first env, dropped after."""
-    k_reset, k_roll = jax.random.split(key)
+    """What `evaluate_onnx` scores: done, success and distance, each [episode_length, episodes], on
+    the goals every evaluator of a run faces (`rollouts.episode_batches`)."""
     batch = batch or episodes
-    keys = jax.random.split(k_reset, episodes)
     policy = OnnxPolicy(onnx_path, batch=batch, threads=1)
     step = batched_step(env)
     parts = []
-    for b, start in enumerate(range(0, episodes, batch)):
-        chunk = keys[start : start + batch]
-        valid = chunk.shape[0]
-        if valid < batch:
-            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[:1], batch - valid, 0)])
-        seed = key_seed(k_roll if b == 0 else jax.random.fold_in(k_roll, b))
-        robot = robust.NumpyPerturbation(perturbation, batch, policy.step_dim, policy.action_dim, seed)
+    for part in episode_batches(env, key, episodes, batch):
+        valid, state = part.valid, part.state
+        robot = robust.NumpyPerturbation(perturbation, batch, policy.step_dim, policy.action_dim, key_seed(part.key))
         policy.reset()
-        state = batched_reset(env)(chunk)
         done, success, dist = [], [], []
         for _ in progress_bar(range(env.spec.episode_length), f"MJX x ONNX {Path(onnx_path).name}",
                               enabled=progress, unit="step", leave=False):
