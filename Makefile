@@ -12,8 +12,7 @@ NAME ?=
 RANDOM_INIT ?=
 STAMP := $(VENV)/.installed
 # The suite's time is mostly single-threaded XLA compiles: two workers, one test file each at a time
-# (module fixtures compile once; the files sharing `tiny_run` together, tests/conftest.py), sharing
-# compiled programs through the disk cache (.jax_cache).
+# (module fixtures compile once), sharing compiled programs through the disk cache (.jax_cache).
 TEST_WORKERS ?= 2
 
 .PHONY: distill bench dagger-vs-bc test test-slow teacher venv clean
@@ -42,7 +41,7 @@ teacher: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -22,15 +22,6 @@ SMALL_ENVS = 32
 held-out states and the env tests share one compiled step."""
 
 
-def pytest_collection_modifyitems(items):
-    """Under `make test`'s `--dist loadgroup`, a worker takes one test file at a time (its module
-    fixtures compile once), and the files that share the session's `tiny_run` go to one worker
-    together, so that `distill run` runs once rather than once per worker."""
-    shared = {item.path for item in items if "tiny_run" in getattr(item, "fixturenames", ())}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("tiny_run" if item.path in shared else item.path.name))
-
-
 @pytest.fixture(scope="session")
 def reacher():
     from distill.envs import make_env
