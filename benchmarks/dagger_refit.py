@@ -181,9 +181,9 @@ def plot(points: list[Point], path: Path) -> None:
             axes[row][ti].set_xlabel("teacher labels (rows aggregated)")
             axes[row][ti].grid(True, alpha=0.3)
             axes[row][ti].legend(fontsize=8, loc="best")
-    fig.suptitle("DAgger: fresh fit on the aggregate vs bounded warm start (mean over seeds, 95% band)")
+    fig.suptitle("DAgger refit: fresh fit on the aggregate vs bounded warm start\n(mean over seeds, 95% band)")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
 
