@@ -103,9 +103,11 @@ class EngineComparison:
 
 
 def evaluate_engines(path: str | Path, env_name: str, episodes: int, seed: int = 0,
-                     cfg: DaggerConfig | None = None, progress: bool = True) -> EngineComparison:
+                     cfg: DaggerConfig | None = None, progress: bool = True,
+                     envs: int | None = None) -> EngineComparison:
     """`distill eval PATH --engine mujoco`: the file in plain MuJoCo beside MJX, on the goals a `distill
-    run` with that seed evaluates on; `cfg` brings the [distill] perturbations (and episode length)."""
+    run` with that seed evaluates on; `cfg` brings the [distill] perturbations (and episode length);
+    MJX steps `envs` envs at a time (default: the config's evaluation batch)."""
     path = Path(path)
     if path.suffix != ".onnx" or not path.is_file():
         raise DistillError(f"{path}: --engine mujoco runs an exported .onnx file (a student folder runs in MJX only)")
@@ -116,9 +118,11 @@ def evaluate_engines(path: str | Path, env_name: str, episodes: int, seed: int =
     perturbation = cfg.perturbation(env)
     log.info("sim2sim %s in %s: %d episodes in MJX and in MuJoCo, goals of seed %d", path, env.spec.name, episodes,
              seed)
-    rows = [("clean", compare_engines(env, path, key, episodes, progress=progress))]
+    batch = min(envs or cfg.eval_batch, episodes)
+    rows = [("clean", compare_engines(env, path, key, episodes, progress=progress, batch=batch))]
     if perturbation.active:
-        rows.append((perturbation.describe(), compare_engines(env, path, key, episodes, perturbation, progress)))
+        rows.append((perturbation.describe(),
+                     compare_engines(env, path, key, episodes, perturbation, progress, batch=batch)))
     return EngineComparison(path, tuple(rows))
 
 

@@ -337,7 +337,8 @@ def test_sim2sim_of_a_shipped_reacher_student_agrees_with_mjx(tiny_run, tmp_path
         tar.extractall(tmp_path / "robot", filter="data")
     onnx_file = tmp_path / "robot" / shipped.bundle / "student.onnx"
     episodes = fp32["success"]["episodes"]
-    assert main(["eval", str(onnx_file), "--env", "reacher", "--engine", "mujoco", "--episodes", str(episodes)]) == 0
+    assert main(["eval", str(onnx_file), "--env", "reacher", "--engine", "mujoco", "--episodes", str(episodes),
+                 "--envs", str(tiny_run.config.envs)]) == 0
     rows = _table(capsys.readouterr().out)
     assert rows["MJX, clean"][1:6] == _figures(fp32["success"])  # the run's goals, in MJX as the run scored them
     assert "within 3 SE" in rows["MuJoCo (C), clean"][-1]

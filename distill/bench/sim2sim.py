@@ -228,12 +228,12 @@ def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 def compare_engines(env: MjxGoalEnv, onnx_path: str | Path, key: jax.Array, episodes: int,
                     perturbation: robust.Perturbation = robust.NONE, progress: bool = True,
-                    mjx: EngineRun | None = None) -> Sim2Sim:
-    """The file in MJX (batched, `distill.bench.onnx_success`; or `mjx`, already run) and in plain
-    MuJoCo, same starts, goals and perturbation settings."""
+                    mjx: EngineRun | None = None, batch: int | None = None) -> Sim2Sim:
+    """The file in MJX (`batch` envs at a time, `distill.bench.onnx_success`; or `mjx`, already run)
+    and in plain MuJoCo, same starts, goals and perturbation settings."""
     length = env.spec.episode_length
     if mjx is None:
-        mjx = EngineRun(*run_onnx_episodes(env, onnx_path, key, episodes, progress, perturbation))
+        mjx = EngineRun(*run_onnx_episodes(env, onnx_path, key, episodes, progress, perturbation, batch))
     plain = run_mujoco(env, onnx_path, key, episodes, perturbation, progress)
     (t_mjx, f_mjx), (t_mj, f_mj) = _per_episode(mjx), _per_episode(plain)
     dt, se_t = _paired(t_mjx, t_mj)

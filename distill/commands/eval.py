@@ -30,7 +30,7 @@ def _engines(args: argparse.Namespace) -> int:
     from distill.policy_eval import evaluate_engines
 
     cfg = load_dagger_config(args.config) if args.config else None
-    result = evaluate_engines(args.path, args.env, args.episodes, args.seed, cfg)
+    result = evaluate_engines(args.path, args.env, args.episodes, args.seed, cfg, envs=args.envs)
     rows = []
     for condition, r in result.rows:
         rows.append([f"MJX, {condition}", *_figures(r.mjx), "—"])
@@ -60,13 +60,14 @@ def _eval(args: argparse.Namespace) -> int:
         return 1
     if not args.path or not args.env:
         raise DistillError("give PATH (a student folder or .onnx file) with --env ENV, or --run RUN")
-    if args.episodes < 1 or args.envs < 1:
+    if args.episodes < 1 or (args.envs is not None and args.envs < 1):
         raise DistillError(f"--episodes and --envs must be >= 1, got {args.episodes} and {args.envs}")
     if args.engine == "mujoco":
         return _engines(args)
     if args.config:
         raise DistillError("--config (perturbations) goes with --engine mujoco; `distill run` reports MJX under them")
-    result = evaluate_saved(args.path, args.env, args.episodes, args.seed, envs=args.envs, backend=args.backend)
+    result = evaluate_saved(args.path, args.env, args.episodes, args.seed, envs=args.envs or EVAL_ENVS,
+                            backend=args.backend)
     print(format_table(HEADER, [[result.label, *_figures(result.metrics)]]))
     return 0
 
@@ -81,8 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--backend", default=None,
                     help="physics backend for PATH (default: the env's own; spring for the paper's tasks)")
     ev.add_argument("--episodes", type=int, default=EVAL_EPISODES, help="episodes, one per env")
-    ev.add_argument("--envs", type=int, default=EVAL_ENVS,
-                    help="envs stepped at once; the run's [distill] envs reproduces its figures exactly")
+    ev.add_argument("--envs", type=int, default=None,
+                    help=f"envs stepped at once in MJX (default: {EVAL_ENVS}); with --engine mujoco and --config, the "
+                         "config's evaluation batch unless given; the run's [distill] envs reproduces its figures exactly")
     ev.add_argument("--seed", type=int, default=0,
                     help="goals: those a `distill run` with this [distill] seed evaluates on")
     ev.add_argument("--engine", choices=ENGINES, default="mjx",

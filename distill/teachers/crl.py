@@ -26,7 +26,7 @@ import optax
 
 from distill.config import from_table
 from distill.envs.base import EnvState, GoalEnv
-from distill.rollouts import rollout
+from distill.rollouts import batched_reset, rollout
 from distill.teachers import curriculum, networks
 from distill.teachers.networks import CRLArch
 
@@ -182,14 +182,22 @@ def scale_heads(actor: Any, scale: float) -> Any:
     return {**actor, **{h: {**actor[h], "kernel": actor[h]["kernel"] * scale} for h in ("mean", "log_std")}}
 
 
-def init_state(cfg: CRLConfig, env: GoalEnv) -> TrainState:
-    arch = arch_for(cfg, env)
+@partial(jax.jit, static_argnums=(0, 1))
+def _init_learner(cfg: CRLConfig, arch: CRLArch, k_actor: jax.Array, k_critic: jax.Array) -> tuple[Any, ...]:
+    """Networks, temperature and optimiser states in one compiled program: run op by op, a deep
+    init is hundreds of tiny compiles."""
     opts = make_optimizers(cfg)
-    key = jax.random.PRNGKey(cfg.seed)
-    key, k_actor, k_critic, k_env = jax.random.split(key, 4)
     actor = scale_heads(networks.init_actor(k_actor, arch), cfg.actor_head_scale)
     critic = networks.init_critic(k_critic, arch)
     log_alpha = jnp.zeros((), jnp.float32)  # a float32 array, not a weak-typed scalar: one compile
+    return actor, critic, log_alpha, opts.actor.init(actor), opts.critic.init(critic), opts.alpha.init(log_alpha)
+
+
+def init_state(cfg: CRLConfig, env: GoalEnv) -> TrainState:
+    arch = arch_for(cfg, env)
+    key = jax.random.PRNGKey(cfg.seed)
+    key, k_actor, k_critic, k_env = jax.random.split(key, 4)
+    actor, critic, log_alpha, actor_opt, critic_opt, alpha_opt = _init_learner(cfg, arch, k_actor, k_critic)
     cap, n = cfg.max_replay_size, cfg.num_envs
     buffer = Buffer(
         state=jnp.zeros((cap, n, arch.obs_dim), jnp.float32),
@@ -201,15 +209,14 @@ def init_state(cfg: CRLConfig, env: GoalEnv) -> TrainState:
         size=jnp.zeros((), jnp.int32),
         total=jnp.zeros((), jnp.int32),
     )
-    env_state = jax.jit(jax.vmap(env.reset))(jax.random.split(k_env, n))
+    env_state = batched_reset(env)(jax.random.split(k_env, n))
     ring = curriculum.initial(cfg.curriculum_config, n)
     if cfg.goal_curriculum:
         env_state = jax.jit(jax.vmap(curriculum.RingGoals(env, cfg.curriculum_inner, ring.radius).start))(env_state)
     zero = jnp.zeros((), jnp.int32)
     ts = TrainState(
-        actor=actor, critic=critic, log_alpha=log_alpha,
-        actor_opt=opts.actor.init(actor), critic_opt=opts.critic.init(critic),
-        alpha_opt=opts.alpha.init(log_alpha), buffer=buffer, env_state=env_state, key=key,
+        actor=actor, critic=critic, log_alpha=log_alpha, actor_opt=actor_opt, critic_opt=critic_opt,
+        alpha_opt=alpha_opt, buffer=buffer, env_state=env_state, key=key,
         env_steps=zero, sgd_steps=zero, iteration=zero, curriculum=ring,
     )
     return jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), ts)  # distinct buffers to donate
