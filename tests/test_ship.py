@@ -425,7 +425,6 @@ def test_gru_bundle_replays_whole_episodes_with_resets_in_an_empty_folder(gru_bu
 
 
 def test_gru_deploy_yaml_names_the_state_and_its_reset(gru_bundle):
-    yaml = pytest.importorskip("yaml")
     doc = yaml.safe_load((gru_bundle / "deploy.yaml").read_text())
     assert doc["model"]["input_shape"] == [1, 44] and doc["model"]["state_shape"] == [1, 1, 16]
     assert (doc["model"]["state_input"], doc["model"]["state_output"]) == ("h_in", "h_out")
@@ -441,7 +440,6 @@ def test_gru_deploy_yaml_names_the_state_and_its_reset(gru_bundle):
 def test_history_bundle_stacks_each_field_oldest_first(tmp_path_factory):
     run_dir = make_run(tmp_path_factory.mktemp("hist"), run="go2_test-hist", preset=HISTORY_PRESET)
     bundle = _unpack(build_bundle(run_dir, precision="int8").archive, tmp_path_factory.mktemp("robot_hist"))
-    yaml = pytest.importorskip("yaml")
     doc = yaml.safe_load((bundle / "deploy.yaml").read_text())
     memory = doc["memory"]
     assert memory["kind"] == "history" and memory["history_length"] == 3 and "oldest first" in memory["history_order"]
