@@ -8,9 +8,10 @@ refits the student on the aggregate, and evaluates it on the run's goals; the cr
 measured on held-out teacher states shared by every run of a task.
 
     python benchmarks/dagger_vs_bc.py [--quick] [--seeds 5]      (make dagger-vs-bc)
+    python benchmarks/dagger_vs_bc.py --tasks reacher --seeds 10 --tag reacher10
 
-Writes benchmarks/results/dagger_vs_bc_cpu.{json,md,png}; finished runs are kept in
-runs/dagger_vs_bc/ and reused when the script is run again (it resumes).
+Writes benchmarks/results/dagger_vs_bc_cpu[_TAG].{json,md,png}; finished runs are kept in
+runs/dagger_vs_bc[_TAG]/ and reused when the script is run again (it resumes).
 """
 
 from __future__ import annotations
@@ -239,10 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presets", default=None, help="comma-separated (default: the default and the smallest)")
     parser.add_argument("--quick", action="store_true", help="tiny settings, to try the script")
     parser.add_argument("--out", default=str(project_root() / "benchmarks" / "results"))
+    parser.add_argument("--tag", default="", help="suffix of the runs folder and result files, to keep a study apart")
     args = parser.parse_args(argv)
     tasks = QUICK_TASKS if args.quick else TASKS
     presets = args.presets.split(",") if args.presets else [default_preset_name(), smallest_preset()]
-    root = project_root() / "runs" / ("dagger_vs_bc_quick" if args.quick else "dagger_vs_bc")
+    suffix = ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
+    root = project_root() / "runs" / f"dagger_vs_bc{suffix}"
     progress_file = root / "points.json"
     done = [Point(**p) for p in json.loads(progress_file.read_text())] if progress_file.is_file() else []
     load_start, t0 = os.getloadavg()[0], time.perf_counter()
@@ -260,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
     context = run_context(jax.devices()[0], load_start)
     out = Path(args.out)
-    stem = "dagger_vs_bc_cpu" + ("_quick" if args.quick else "")
+    stem = f"dagger_vs_bc_cpu{suffix}"
     write_text_atomic(out / f"{stem}.json", json.dumps({"context": context, "tasks": {k: asdict(v) for k, v in tasks.items()},
                                                         "points": [asdict(p) for p in done]}, indent=1))
     text = render(done, context, time.perf_counter() - t0)

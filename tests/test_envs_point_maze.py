@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import tempfile
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -22,17 +24,20 @@ N = 8
 BALL = 0.1
 
 
-def _reference_maze(layout: str):
-    """Gymnasium-Robotics' own maze builder: its model and its goal/start cells."""
+def _reference_maze(layout: str, tmp_path, monkeypatch):
+    """Gymnasium-Robotics' own maze builder: its model and its goal/start cells. It writes its XML
+    into the system temp folder and never deletes it, so the temp folder is pointed at tmp_path."""
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints notices on import
         from gymnasium_robotics.envs.maze import maps
         from gymnasium_robotics.envs.maze.maze_v4 import Maze
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     maze, xml = Maze.make_maze(str(point_asset()), getattr(maps, layout), 1, 0.4)
+    assert tmp_path in Path(xml).parents
     return maze, mujoco.MjModel.from_xml_path(xml)
 
 
 @pytest.mark.parametrize("name", sorted(MAZES))
-def test_layout_and_walls_match_gymnasium_robotics(name):
+def test_layout_and_walls_match_gymnasium_robotics(name, tmp_path, monkeypatch):
     env = make_env(name)
     layout, episode_length = MAZES[name]
     spec = env.spec
@@ -40,7 +45,7 @@ def test_layout_and_walls_match_gymnasium_robotics(name):
     assert spec.episode_length == episode_length and spec.control_dt == pytest.approx(0.01)
     assert spec.success_radius == 0.45
     assert spec.obs_names[:2] == ("ball_x", "ball_y") and spec.obs_names[4:] == ("goal_x", "goal_y")
-    maze, ref = _reference_maze(layout)
+    maze, ref = _reference_maze(layout, tmp_path, monkeypatch)
     blocks = [g for g in range(ref.ngeom) if (mujoco.mj_id2name(ref, mujoco.mjtObj.mjOBJ_GEOM, g) or "").startswith("block_")]
     ref_boxes = np.asarray([[ref.geom_pos[g][0] - ref.geom_size[g][0], ref.geom_pos[g][0] + ref.geom_size[g][0],
                              ref.geom_pos[g][1] - ref.geom_size[g][1], ref.geom_pos[g][1] + ref.geom_size[g][1]]
