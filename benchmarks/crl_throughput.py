@@ -26,6 +26,8 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +39,7 @@ from distill.bench import matmul_bound as mb
 from distill.bench.jax_timing import compile_timed, device_name, run_context
 from distill.envs import make_env
 from distill.rollouts import rollout
-from distill.teachers import crl
+from distill.teachers import crl, networks
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -62,6 +64,8 @@ class Rate:
     """bound_s / median_s: the fraction of the matmul-only speed reached."""
     achieved_gflops: float = 0.0
     bound_gflops: float = 0.0
+    trunk: str = ""
+    """sgd: how the residual blocks were applied, "loop" or "scan" (`networks.UNROLL_MAX_BLOCKS`)."""
 
 
 def with_bound(rate: Rate, bound: mb.Bound) -> Rate:
@@ -81,6 +85,20 @@ def collect_gemms(cfg: crl.CRLConfig, env) -> tuple[mb.Gemm, ...]:
 def sgd_gemms(cfg: crl.CRLConfig, env, calls: int) -> tuple[mb.Gemm, ...]:
     arch = crl.arch_for(cfg, env)
     return tuple(mb.Gemm(g.m, g.k, g.n, g.count * calls) for g in mb.sgd_step_gemms(arch, cfg.batch_size))
+
+
+@contextmanager
+def trunk_mode(mode: str) -> Iterator[None]:
+    """Applies every residual stack in a loop ("loop") or by `lax.scan` ("scan") while inside, whatever
+    its depth; traces from the other mode are dropped so each mode compiles its own program."""
+    saved = networks.UNROLL_MAX_BLOCKS
+    networks.UNROLL_MAX_BLOCKS = {"loop": 1 << 30, "scan": -1}[mode]
+    jax.clear_caches()
+    try:
+        yield
+    finally:
+        networks.UNROLL_MAX_BLOCKS = saved
+        jax.clear_caches()
 
 
 def zero_policy(params, obs, key):
@@ -231,9 +249,9 @@ def to_markdown(result: dict) -> str:
          "and backward products, `distill.bench.matmul_bound.sgd_step_gemms`); share = bound seconds ÷ "
          "measured seconds."),
         "",
-        ("| what | envs | depth | width | batch | per s | matmul GFLOP/s | bound GFLOP/s | share of bound | "
+        ("| what | envs | depth | width | batch | trunk | per s | matmul GFLOP/s | bound GFLOP/s | share of bound | "
          "where the rest goes | compile s |"),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|",
     ]
     for r in result["rates"]:
         unit = "sgd steps" if r["what"] == "sgd" else "env steps"
@@ -242,13 +260,14 @@ def to_markdown(result: dict) -> str:
         share = f"{100 * r['share']:.0f}%" if bound else ""
         lines.append(
             f"| {r['what']} | {r['num_envs'] or ''} | {r['depth'] or ''} | {r['width'] or ''} | "
-            f"{r['batch_size'] or ''} | {r['per_s']:,.1f} {unit} | "
+            f"{r['batch_size'] or ''} | {r.get('trunk', '')} | {r['per_s']:,.1f} {unit} | "
             f"{r['achieved_gflops'] if bound else ''} | {r['bound_gflops'] if bound else ''} | "
             f"{share} | {rest} | "
             f"{r['compile_s']} |")
     for prof in result.get("profiles", []):
+        trunk = f", trunk {prof['trunk']}" if prof.get("trunk", "default") != "default" else ""
         lines += ["", (f"## Where an update's time goes: depth {prof['depth']}, width {prof['width']}, batch "
-                       f"{prof['batch_size']}"), "",
+                       f"{prof['batch_size']}{trunk}"), "",
                   (f"jax.profiler trace of {prof['sgd_steps']} sgd steps ({prof['wall_ms_per_step']} ms of wall time "
                    "per step); XLA's CPU op events summed over its worker threads, by category:"), "",
                   "| category | ms per step (thread time) | share |", "|---|---:|---:|"]
@@ -272,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gemm-budget", type=float, default=0.3, help="seconds of timed calls per product shape")
     ap.add_argument("--profile", default="", help="depth x width (at the first batch) whose update to profile, "
                     "comma-separated; default none")
+    ap.add_argument("--trunks", default="default", help="how updates apply the residual stacks, compared in this "
+                    "run: comma-separated of loop, scan; default: the networks' own rule (loop up to "
+                    "UNROLL_MAX_BLOCKS blocks)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = ap.parse_args(argv)
 
@@ -306,16 +328,23 @@ def main(argv: list[str] | None = None) -> int:
         for depth, width in (_shape(s) for s in args.shapes.split(",")):
             cfg = replace(base, actor_depth=depth, critic_depth=depth, width=width, batch_size=batch,
                           num_envs=ts.buffer.t.shape[1])
-            fresh = crl.init_state(cfg, env)
-            rate = sgd_rate(cfg, replace(fresh, buffer=ts.buffer), args.sgd_calls, args.budget, 3)
-            note(rate, sgd_gemms(cfg, env, args.sgd_calls))
+            for trunk in args.trunks.split(","):
+                with nullcontext() if trunk == "default" else trunk_mode(trunk):
+                    fresh = crl.init_state(cfg, env)
+                    rate = sgd_rate(cfg, replace(fresh, buffer=ts.buffer), args.sgd_calls, args.budget, 3)
+                used = trunk if trunk != "default" else ("loop" if depth // 4 <= networks.UNROLL_MAX_BLOCKS
+                                                         else "scan")
+                note(replace(rate, trunk=used), sgd_gemms(cfg, env, args.sgd_calls))
     profiles = []
     for depth, width in (_shape(x) for x in args.profile.split(",") if x):
         cfg = replace(base, actor_depth=depth, critic_depth=depth, width=width, num_envs=ts.buffer.t.shape[1])
-        with tempfile.TemporaryDirectory(prefix="crl-profile-") as tmp:
-            profiles.append(profile_sgd(cfg, replace(crl.init_state(cfg, env), buffer=ts.buffer), args.sgd_calls,
-                                        Path(tmp)))
-        print(profiles[-1], flush=True)
+        for trunk in args.trunks.split(","):
+            with nullcontext() if trunk == "default" else trunk_mode(trunk), \
+                    tempfile.TemporaryDirectory(prefix="crl-profile-") as tmp:
+                prof = profile_sgd(cfg, replace(crl.init_state(cfg, env), buffer=ts.buffer), args.sgd_calls,
+                                   Path(tmp))
+            profiles.append({**prof, "trunk": trunk})
+            print(profiles[-1], flush=True)
     result = {
         "env": args.env,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

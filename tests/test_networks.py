@@ -105,8 +105,8 @@ def jitted():
     }
 
 
-@pytest.mark.parametrize("depth", [0, 4, 12])
-def test_scanned_networks_equal_unrolled_reference(depth, jitted):
+@pytest.mark.parametrize("depth", [0, 4, 12, 4 * (networks.UNROLL_MAX_BLOCKS + 1)])  # the last one is scanned
+def test_looped_and_scanned_networks_equal_unrolled_reference(depth, jitted):
     arch = CRLArch(OBS, GOAL, ACT, actor_depth=depth, critic_depth=depth, width=32)
     actor = _random_params(networks.init_actor, arch, depth)
     critic = _random_params(networks.init_critic, arch, depth + 1)
@@ -117,7 +117,7 @@ def test_scanned_networks_equal_unrolled_reference(depth, jitted):
     ref_mean, ref_log_std = _ref_actor(jax.device_get(actor), obs.astype(np.float64))
     np.testing.assert_allclose(mean, ref_mean, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(log_std, ref_log_std, rtol=1e-4, atol=1e-4)
-    if depth == 12:
+    if depth >= 12:
         np.testing.assert_allclose(jitted["actor_remat"](actor, obs)[0], mean, rtol=1e-6, atol=1e-6)
 
     q = jitted["critic"](critic, obs[:, :OBS], act, obs[:, OBS:])
