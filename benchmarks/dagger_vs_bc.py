@@ -147,6 +147,28 @@ def labels_to_95(points: list[Point], key) -> int | None:
     return int(labels[reached[0]]) if len(reached) else None
 
 
+def labels_to_95_interval(points: list[Point], key, resamples: int = 2000,
+                          seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of `labels_to_95` over seeds (seeds drawn with replacement; inf where a
+    resample's mean never reaches 95% of the teacher within the runs' labels)."""
+    mine = [p for p in points if (p.task, p.preset, p.method) == key]
+    seeds = sorted({p.seed for p in mine})
+    labels = sorted({p.labels for p in mine})
+    table = np.array([[next(p.time_at_goal for p in mine if p.seed == s and p.labels == n) for n in labels]
+                      for s in seeds])
+    target = 0.95 * np.mean([p.teacher_time_at_goal for p in mine])
+    rng = np.random.default_rng(seed)
+    draws = table[rng.integers(0, len(seeds), (resamples, len(seeds)))].mean(axis=1)  # [resamples, labels]
+    reached = draws >= target
+    first = np.where(reached.any(axis=1), np.asarray(labels, float)[reached.argmax(axis=1)], np.inf)
+    low, high = np.percentile(first, [2.5, 97.5], method="inverted_cdf")
+    return float(low), float(high)
+
+
+def _labels(n: float) -> str:
+    return f"{int(n):,}" if np.isfinite(n) else "never"
+
+
 def render(points: list[Point], context: dict, wall_s: float) -> str:
     lines = ["# DAgger against behaviour cloning", "",
              ("Student success against teacher labels; mean over seeds ± the half-width of a 95% confidence "
@@ -174,13 +196,16 @@ def render(points: list[Point], context: dict, wall_s: float) -> str:
                     return f"{stats[metric][0][i]:.{digits}f} ± {stats[metric][1][i]:.{digits}f}"
                 lines.append(f"| {preset} | {n:,} | {fmt(dag, 'time_at_goal', 1)} | {fmt(bc, 'time_at_goal', 1)} | "
                              f"{fmt(dag, 'final_success', 3)} | {fmt(bc, 'final_success', 3)} |")
-        lines += ["", "Labels to reach 95% of the teacher's time at goal (seed mean):", ""]
+        lines += ["", ("Labels to reach 95% of the teacher's time at goal (seed mean; in brackets a 95% bootstrap "
+                       "interval over seeds, \"never\": not within the runs' labels):"), ""]
         for preset in sorted({p.preset for p in mine}):
             for method in ("dagger", "bc"):
                 n = labels_to_95(mine, (task, preset, method))
                 budget = max(p.labels for p in mine)
+                low, high = labels_to_95_interval(mine, (task, preset, method))
                 lines.append(f"- {preset}, {'DAgger' if method == 'dagger' else 'BC'}: "
-                             + (f"{n:,} labels" if n is not None else f"never within {budget:,} labels"))
+                             + (f"{n:,} labels" if n is not None else f"never within {budget:,} labels")
+                             + f" [{_labels(low)}, {_labels(high)}]")
         rho = spearman(np.array([p.critic_gap for p in mine]), np.array([p.time_at_goal for p in mine]))
         rho_f = spearman(np.array([p.critic_gap for p in mine]), np.array([p.final_success for p in mine]))
         lines += ["", (f"Critic gap vs success over all {len(mine)} (preset, method, seed, round) points: Spearman "
