@@ -332,8 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                 with nullcontext() if trunk == "default" else trunk_mode(trunk):
                     fresh = crl.init_state(cfg, env)
                     rate = sgd_rate(cfg, replace(fresh, buffer=ts.buffer), args.sgd_calls, args.budget, 3)
-                used = trunk if trunk != "default" else ("loop" if depth // 4 <= networks.UNROLL_MAX_BLOCKS
-                                                         else "scan")
+                used = trunk if trunk != "default" else ("loop" if networks.looped(depth // 4) else "scan")
                 note(replace(rate, trunk=used), sgd_gemms(cfg, env, args.sgd_calls))
     profiles = []
     for depth, width in (_shape(x) for x in args.profile.split(",") if x):

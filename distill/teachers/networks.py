@@ -35,6 +35,11 @@ activations for the backward pass and copying; a loop ran a CRL update 1.08-1.30
 benchmarks/results/crl_throughput_point_medium_maze_trunk_cpu.md)."""
 
 
+def looped(blocks: int) -> bool:
+    """Whether a stack of `blocks` residual blocks is applied in a loop (else by `lax.scan`)."""
+    return blocks <= UNROLL_MAX_BLOCKS
+
+
 @dataclass(frozen=True)
 class CRLArch:
     """The architecture of a CRL teacher: everything needed to rebuild its networks."""
@@ -137,7 +142,7 @@ def apply_trunk(p: Params, x: jax.Array, remat: bool = False, activation: str = 
     if remat:
         block = jax.checkpoint(block)
     blocks = jax.tree_util.tree_leaves(p["blocks"])[0].shape[0]
-    if blocks > UNROLL_MAX_BLOCKS:
+    if not looped(blocks):
         x, _ = jax.lax.scan(block, x, p["blocks"])
         return x
     for b in range(blocks):
