@@ -12,7 +12,8 @@ NAME ?=
 RANDOM_INIT ?=
 STAMP := $(VENV)/.installed
 # The suite's time is mostly single-threaded XLA compiles: two workers, one test file each at a time
-# (module fixtures compile once), sharing compiled programs through the disk cache (.jax_cache).
+# (module fixtures compile once; the files sharing the session's tiny_run run in one worker, see
+# tests/conftest.py), sharing compiled programs through the disk cache (.jax_cache).
 TEST_WORKERS ?= 2
 
 .PHONY: distill bench dagger-vs-bc test test-slow teacher venv clean

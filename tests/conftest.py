@@ -22,6 +22,33 @@ SMALL_ENVS = 32
 held-out states and the env tests share one compiled step."""
 
 
+TINY_RUN_FILES = frozenset({"tests/test_cli.py", "tests/test_dagger.py", "tests/test_lineage.py"})
+"""The test files that use the session's `tiny_run`: `make test` runs them in one worker, so that run
+(the suite's most expensive fixture) happens once, not once in each worker."""
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` (make test), with TINY_RUN_FILES as one work unit: every other file is its
+    own unit, so its module fixtures compile once."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedRunScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return "tiny_run" if file in TINY_RUN_FILES else file
+
+    return SharedRunScheduling(config, log) if config.getvalue("dist") == "loadfile" else None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keeps TINY_RUN_FILES true: a file that starts using `tiny_run` must join the set."""
+    root = config.rootpath
+    missing = {item.path.relative_to(root).as_posix() for item in items
+               if "tiny_run" in getattr(item, "fixturenames", ())} - TINY_RUN_FILES
+    if missing:
+        raise pytest.UsageError(f"{', '.join(sorted(missing))} use(s) tiny_run: add to TINY_RUN_FILES in tests/conftest.py")
+
+
 @pytest.fixture(scope="session")
 def reacher():
     from distill.envs import make_env

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import onnx
 import pytest
-from conftest import TINY_DISTILL, TINY_PRESETS
+from conftest import SMALL_ENVS, TINY_DISTILL, TINY_PRESETS, TINY_ROUNDS
 
 from distill.cli import main
 from distill.data import RolloutReader
@@ -32,20 +32,23 @@ def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _root(tmp_path_factory, name: str) -> Path:
+def _root(tmp_path_factory, name: str, rounds: int | None = None) -> Path:
+    """A DISTILL_ROOT with the tiny presets, targets, reacher_8 and tiny.toml (`rounds` overriding
+    its DAgger rounds)."""
     root = tmp_path_factory.mktemp(name)
     (root / "students").mkdir()
     (root / "students" / "presets.toml").write_text(TINY_PRESETS)
     shutil.copytree(REPO / "benchmarks" / "targets", root / "benchmarks" / "targets")
     shutil.copytree(REPO / "teachers" / "reacher_8", root / "teachers" / "reacher_8")
-    (root / "tiny.toml").write_text(TINY_DISTILL)
+    config = TINY_DISTILL if rounds is None else TINY_DISTILL.replace(f"rounds = {TINY_ROUNDS}", f"rounds = {rounds}")
+    (root / "tiny.toml").write_text(config)
     return root
 
 
 @pytest.fixture(scope="module")
 def random_run(tmp_path_factory):
-    """`distill run --random-init` of the reacher teacher, one tiny round."""
-    root = _root(tmp_path_factory, "random_init_root")
+    """`distill run --random-init` of the reacher teacher, one tiny round (every artifact, no refit)."""
+    root = _root(tmp_path_factory, "random_init_root", rounds=1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DISTILL_ROOT", str(root))
         code = main(["run", "--teacher", "reacher_8", "--run", "rand", "--random-init",
@@ -127,7 +130,7 @@ def test_recorded_teacher_passes_its_own_check():
 
     teacher = load_teacher("reacher_8")
     env = make_env("reacher")
-    measured = evaluate_teacher(env, teacher, jax.random.PRNGKey(10_000), 64)
+    measured = evaluate_teacher(env, teacher, jax.random.PRNGKey(10_000), 2 * SMALL_ENVS, batch=SMALL_ENVS)
     assert teacher.manifest.metrics is not None
     assert teacher_mismatch(teacher, env, measured) is None
     far = measured.__class__(**{**measured.as_dict(), "success": 0.0, "time_at_goal": 0.0})

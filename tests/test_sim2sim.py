@@ -7,6 +7,7 @@ import jax
 import mujoco
 import numpy as np
 import pytest
+from conftest import SMALL_ENVS
 
 from distill.bench.sim2sim import FieldView, MujocoTwin, initial_states
 from distill.envs import make_env
@@ -49,7 +50,8 @@ def _follow(env, reset, step, n_envs: int, steps: int, seed: int = 0):
 
 
 def test_reacher_twin_follows_mjx(reacher, reacher_steps):
-    mjx_obs, plain_obs = _follow(reacher, *reacher_steps, n_envs=8, steps=25)
+    """SMALL_ENVS envs: the batch every reacher test compiled (another batch is another 30 s compile)."""
+    mjx_obs, plain_obs = _follow(reacher, *reacher_steps, n_envs=SMALL_ENVS, steps=25)
     np.testing.assert_allclose(plain_obs, mjx_obs, atol=2e-4)
 
 
