@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import SMALL_ENVS
 
-from distill.bench.sim2sim import FieldView, MujocoTwin, initial_states
+from distill.bench.sim2sim import FieldView, MujocoTwin, initial_states, supports_plain_mujoco
 from distill.envs import make_env
 from distill.errors import DistillError
 
@@ -25,6 +25,12 @@ def test_field_view_records_what_hooks_read_and_replace(reacher):
         _ = FieldView({"qpos": 0}).xpos
     with pytest.raises(DistillError, match="mujoco.MjData does not have"):
         _ = FieldView({}, data).no_such_field
+
+
+def test_says_which_envs_run_in_plain_mujoco_and_why_not(reacher):
+    assert supports_plain_mujoco(reacher) is None
+    why_not = supports_plain_mujoco(make_env("ant", "spring"))  # a Brax pipeline: no MjData to step
+    assert why_not and not why_not.startswith("DistillError") and "\n" not in why_not
 
 
 def _follow(env, reset, step, n_envs: int, steps: int, seed: int = 0):

@@ -81,8 +81,8 @@ class MujocoTwin:
 
     def __init__(self, env: MjxGoalEnv) -> None:
         if not isinstance(env, MjxGoalEnv):
-            raise DistillError(f"{env.spec.name} runs on Brax's {env.backend} pipeline, not MJX: plain MuJoCo "
-                               "replays MuJoCo-native envs (reacher, point mazes, Go2)")
+            raise DistillError(f"{env.spec.name} steps through Brax's {env.backend} pipeline, whose hooks do not "
+                               "read MjData: plain MuJoCo replays the MuJoCo-native envs (reacher, point mazes, Go2)")
         self.env = env
         self.model = env.mj_model
         self.data = mujoco.MjData(self.model)
@@ -245,6 +245,8 @@ def supports_plain_mujoco(env: MjxGoalEnv) -> str | None:
     """None when the env's hooks run on MjData fields (every MuJoCo-native env), else why not."""
     try:
         MujocoTwin(env)
-    except (DistillError, AttributeError, TypeError, ValueError, NotImplementedError) as exc:
+    except DistillError as exc:
+        return str(exc)
+    except (AttributeError, TypeError, ValueError, NotImplementedError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
