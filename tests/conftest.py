@@ -13,7 +13,14 @@ import pytest
 
 # Tests run tiny batches, so compile time dominates: trade XLA's expensive backend passes for
 # ~20% faster compiles, and let identical programs compiled by different tests hit a disk cache.
-os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+# `make test` runs one xdist worker per core, so each worker's XLA and PyTorch run on one thread: their
+# thread pools would otherwise contend for the other worker's core (a fresh-clone suite measured 12%
+# faster, with 17% less CPU time, than with the default pools).
+ONE_WORKER_PER_CORE = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+if ONE_WORKER_PER_CORE:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+                      + (" --xla_cpu_multi_thread_eigen=false" if ONE_WORKER_PER_CORE else ""))
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".jax_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2")
 
