@@ -34,6 +34,7 @@ TINY_RUN_FILES = frozenset({"tests/test_cli.py", "tests/test_dagger.py", "tests/
 (the suite's most expensive fixture) happens once, not once in each worker."""
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's: the suite also runs without it
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadfile` (make test), with TINY_RUN_FILES as one work unit: every other file is its
     own unit, so its module fixtures compile once."""
