@@ -96,16 +96,24 @@ depth = 2
 width = 256
 """
 TINY_ROUNDS = 2
-TINY_DISTILL = f"""[distill]
-rounds = {TINY_ROUNDS}
+
+
+def tiny_distill(rounds: int = TINY_ROUNDS) -> str:
+    """The tiny runs' [distill] table: `rounds` rounds of 32 envs (1,600 rows each), two evaluation
+    batches; round 0 fits 600 steps from scratch, later rounds continue it for 400 (the default
+    warm refit)."""
+    return f"""[distill]
+rounds = {rounds}
 envs = {SMALL_ENVS}
 eval_episodes = {2 * SMALL_ENVS}
 heldout_envs = {SMALL_ENVS}
 heldout_rows = 512
 refit_steps = 400
 """
-"""Two rounds of 32 envs (1,600 rows each), two evaluation batches; round 0 fits 600 steps from
-scratch, round 1 continues it for 400 (the default warm refit)."""
+
+
+TINY_DISTILL = tiny_distill()
+"""tiny_run's: two rounds."""
 
 
 @dataclass(frozen=True)

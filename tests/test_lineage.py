@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import onnx
 import pytest
-from conftest import SMALL_ENVS, TINY_DISTILL, TINY_PRESETS, TINY_ROUNDS
+from conftest import SMALL_ENVS, TINY_PRESETS, TINY_ROUNDS, tiny_distill
 
 from distill.cli import main
 from distill.data import RolloutReader
@@ -32,16 +32,14 @@ def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _root(tmp_path_factory, name: str, rounds: int | None = None) -> Path:
-    """A DISTILL_ROOT with the tiny presets, targets, reacher_8 and tiny.toml (`rounds` overriding
-    its DAgger rounds)."""
+def _root(tmp_path_factory, name: str, rounds: int = TINY_ROUNDS) -> Path:
+    """A DISTILL_ROOT with the tiny presets, targets, reacher_8 and tiny.toml of `rounds` DAgger rounds."""
     root = tmp_path_factory.mktemp(name)
     (root / "students").mkdir()
     (root / "students" / "presets.toml").write_text(TINY_PRESETS)
     shutil.copytree(REPO / "benchmarks" / "targets", root / "benchmarks" / "targets")
     shutil.copytree(REPO / "teachers" / "reacher_8", root / "teachers" / "reacher_8")
-    config = TINY_DISTILL if rounds is None else TINY_DISTILL.replace(f"rounds = {TINY_ROUNDS}", f"rounds = {rounds}")
-    (root / "tiny.toml").write_text(config)
+    (root / "tiny.toml").write_text(tiny_distill(rounds))
     return root
 
 
