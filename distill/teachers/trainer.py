@@ -121,13 +121,17 @@ class Reach:
     p95: float
 
 
-def reach(steps: Steps, goal_indices: tuple[int, ...]) -> Reach:
-    """From a rollout started at reset (teacher observations); steps after an env's first episode
-    are masked out."""
+def reach_distances(steps: Steps, goal_indices: tuple[int, ...]) -> np.ndarray:
+    """Each env's farthest achieved goal from its first step, over its first episode (a rollout
+    started at reset, teacher observations; steps after the first `done` are masked out)."""
     achieved = np.asarray(steps.obs)[..., list(goal_indices)]
     done = np.asarray(steps.done, bool)
     alive = np.concatenate([np.ones_like(done[:1]), np.cumsum(done, 0)[:-1] == 0], 0)
-    farthest = (np.linalg.norm(achieved - achieved[:1], axis=-1) * alive).max(0)
+    return (np.linalg.norm(achieved - achieved[:1], axis=-1) * alive).max(0)
+
+
+def reach(steps: Steps, goal_indices: tuple[int, ...]) -> Reach:
+    farthest = reach_distances(steps, goal_indices)
     return Reach(float(farthest.mean()), float(np.percentile(farthest, 95)))
 
 
