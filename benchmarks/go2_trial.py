@@ -67,6 +67,10 @@ class ReachSample:
     success: np.ndarray
     """1 if the base was ever within the success radius of the goal in the episode."""
     final_success: np.ndarray
+    progress: np.ndarray
+    """How much closer to the goal the base ever got than where it started (m): reach spent on the
+    goal's direction. A policy that walks to its goal has progress close to its reach; one that
+    drifts has progress near zero."""
 
 
 @dataclass(frozen=True)
@@ -184,8 +188,10 @@ def evaluate_samples(name: str, run: Path | None, episodes: int) -> list[ReachSa
         last = np.maximum(alive.sum(0) - 1, 0)
         achieved0 = np.asarray(steps.obs)[0][..., list(env.spec.goal_indices)]
         goal_distance = np.linalg.norm(np.asarray(steps.goal)[0] - achieved0, axis=-1)
+        closest = np.where(alive, np.asarray(steps.dist, np.float64), np.inf).min(0)
         samples.append(ReachSample(label, reach_distances(steps, env.spec.goal_indices), goal_distance,
-                                   success.max(0), success[last, np.arange(done.shape[1])]))
+                                   success.max(0), success[last, np.arange(done.shape[1])],
+                                   goal_distance - closest))
         del steps
     jax.clear_caches()
     return samples
@@ -215,7 +221,11 @@ def markdown(s: Summary, samples: list[ReachSample]) -> str:
             lines.append(f"| {row.lo:.1f}-{row.hi:.1f} | {row.episodes} | {cells} |")
         lines += ["", "Reach (the base's farthest distance from its start) on the same episodes: " + "; ".join(
             f"{x.policy} mean {x.reach.mean():.3f} m, median {np.median(x.reach):.3f}, p95 "
-            f"{np.percentile(x.reach, 95):.3f}, share beyond 1 m {np.mean(x.reach >= 1.0):.3f}" for x in samples), ""]
+            f"{np.percentile(x.reach, 95):.3f}, share beyond 1 m {np.mean(x.reach >= 1.0):.3f}" for x in samples), "",
+            ("Progress toward the goal (its distance at the start minus the closest the base got; reach spent on "
+             "the goal's direction): " + "; ".join(
+                 f"{x.policy} mean {x.progress.mean():.3f} m ({x.progress.mean() / max(x.reach.mean(), 1e-9):.0%} of "
+                 f"its mean reach)" for x in samples)), ""]
     verdict = ("clears" if s.ships else "does not clear")
     lines.append(f"The latest evaluation {verdict} the bar to ship (success >= {SHIP_BAR:.0%} on goals >= 1 m away).")
     return "\n".join(lines) + "\n"

@@ -52,7 +52,8 @@ def test_a_run_without_a_curriculum_has_no_radius(tmp_path):
 def test_success_by_distance_bins_goals_and_keeps_the_far_edge():
     sample = go2_trial.ReachSample("teacher", reach=np.array([0.2, 1.1, 1.7, 3.0, 2.1]),
                                    goal_distance=np.array([1.0, 1.4, 1.6, 3.0, 2.6]),
-                                   success=np.array([1.0, 0.0, 1.0, 1.0, 0.0]), final_success=np.zeros(5))
+                                   success=np.array([1.0, 0.0, 1.0, 1.0, 0.0]), final_success=np.zeros(5),
+                                   progress=np.array([0.1, 0.5, 1.0, 2.0, 1.4]))
     rows = go2_trial.success_by_distance(sample, (1.0, 1.5, 2.0, 3.0))
     assert [(r.episodes, r.success) for r in rows] == [(2, 0.5), (1, 1.0), (2, 0.5)]
     empty = go2_trial.success_by_distance(sample, (0.0, 0.5, 1.0))
@@ -60,3 +61,4 @@ def test_success_by_distance_bins_goals_and_keeps_the_far_edge():
     md = go2_trial.markdown(go2_trial.summarise("g", go2_trial.Curve(*[np.array([1.0])] * 9), go2_trial.Baseline(
         0, 0, 0.2, 0.3)), [sample])
     assert "| 2.5-3.0 | 2 | 0.500 |" in md and "share beyond 1 m 0.800" in md
+    assert "teacher mean 1.000 m (62% of its mean reach)" in md  # 1.0 of a 1.62 m mean reach
