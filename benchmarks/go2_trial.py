@@ -1,10 +1,10 @@
 """The Go2 curriculum trial: did the teacher learn to walk to goals, and how far does it get?
 
 Reads a Go2 training's curve (runs/teachers/NAME/curve.csv while it trains, teachers/NAME/curve.csv
-once shipped) and the random policy's floor (teachers/NAME/random_baseline.csv, computed and
-written if missing), then evaluates the latest actor (the run's checkpoint, else the shipped
-weights) and the random policy on the same fresh goals (the env's own 1-3 m ring): each episode's
-reach (the base's farthest distance from its start), its goal's distance and whether it got there.
+once shipped, teachers/NAME/curve_cpu.csv for a committed trial without weights) and the random
+policy's floor (teachers/NAME/random_baseline.csv, computed and written if missing), then evaluates
+the latest actor (the run's checkpoint, else the shipped weights) and the random policy on the same
+fresh goals (the env's own 1-3 m ring): each episode's reach (the base's farthest distance from its start), its goal's distance and whether it got there.
 Writes benchmarks/results/go2_trial_NAME.{md,json,png}: success, curriculum ring and reach against
 env steps, and the reach distribution of the actor against the random policy.
 
@@ -153,7 +153,8 @@ def summarise(name: str, curve: Curve, baseline: Baseline) -> Summary:
 def find_run(name: str) -> tuple[Path, Path | None]:
     """The curve to read and the run folder holding a checkpoint (None: only shipped files)."""
     run = project_root() / "runs" / "teachers" / name
-    for path in (run / "curve.csv", teachers_dir() / name / "curve.csv"):
+    # curve_cpu.csv: the committed curve of a trial that shipped no weights (e.g. go2_4, go2_4_curriculum)
+    for path in (run / "curve.csv", teachers_dir() / name / "curve.csv", teachers_dir() / name / "curve_cpu.csv"):
         if path.is_file():
             return path, run if (run / "train_state.safetensors").is_file() else None
     raise SystemExit(f"go2_trial: no curve for {name!r} in runs/teachers/{name}/ or teachers/{name}/; "
