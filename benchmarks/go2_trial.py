@@ -4,7 +4,8 @@ Reads a Go2 training's curve (runs/teachers/NAME/curve.csv while it trains, teac
 once shipped, teachers/NAME/curve_cpu.csv for a committed trial without weights) and the random
 policy's floor (teachers/NAME/random_baseline.csv, computed and written if missing), then evaluates
 the latest actor (the run's checkpoint, else the shipped weights) and the random policy on the same
-fresh goals (the env's own 1-3 m ring): each episode's reach (the base's farthest distance from its start), its goal's distance and whether it got there.
+fresh goals (the env's own 1-3 m ring): each episode's reach (the base's farthest distance from its
+start), its goal's distance and whether it got there.
 Writes benchmarks/results/go2_trial_NAME.{md,json,png}: success, curriculum ring and reach against
 env steps, and the reach distribution of the actor against the random policy.
 
