@@ -67,7 +67,6 @@ class ReachSample:
     """The goal's distance from where the episode started."""
     success: np.ndarray
     """1 if the base was ever within the success radius of the goal in the episode."""
-    final_success: np.ndarray
     progress: np.ndarray
     """How much closer to the goal the base ever got than where it started (m): reach spent on the
     goal's direction. A policy that walks to its goal has progress close to its reach; one that
@@ -167,7 +166,7 @@ def evaluate_samples(name: str, run: Path | None, episodes: int) -> list[ReachSa
     import jax
 
     from distill.envs import make_env
-    from distill.rollouts import deterministic, run_episodes, uniform_random
+    from distill.rollouts import deterministic, first_episode_alive, run_episodes, uniform_random
     from distill.teachers import crl, load_teacher, networks
     from distill.teachers.train_cli import config_for
     from distill.teachers.trainer import final_eval_key, load_state, reach_distances
@@ -184,15 +183,12 @@ def evaluate_samples(name: str, run: Path | None, episodes: int) -> list[ReachSa
     for label, policy, params in (("teacher", deterministic(networks.actor_act), actor),
                                   ("random", uniform_random(env.spec.action_dim), None)):
         steps = run_episodes(env, policy, params, key, episodes, length)
-        done = np.asarray(steps.done, bool)
-        alive = np.concatenate([np.ones_like(done[:1]), np.cumsum(done, 0)[:-1] == 0], 0)
-        success = np.asarray(steps.success, np.float64) * alive
-        last = np.maximum(alive.sum(0) - 1, 0)
+        alive = first_episode_alive(steps.done)
         achieved0 = np.asarray(steps.obs)[0][..., list(env.spec.goal_indices)]
         goal_distance = np.linalg.norm(np.asarray(steps.goal)[0] - achieved0, axis=-1)
         closest = np.where(alive, np.asarray(steps.dist, np.float64), np.inf).min(0)
-        samples.append(ReachSample(label, reach_distances(steps, env.spec.goal_indices), goal_distance,
-                                   success.max(0), success[last, np.arange(done.shape[1])],
+        success = (np.asarray(steps.success, np.float64) * alive).max(0)
+        samples.append(ReachSample(label, reach_distances(steps, env.spec.goal_indices), goal_distance, success,
                                    goal_distance - closest))
         del steps
     jax.clear_caches()

@@ -196,6 +196,13 @@ def first_episode_metrics(steps: Steps, episode_length: int) -> EpisodeMetrics:
     return episode_metrics(steps.done, steps.success, steps.dist, episode_length)
 
 
+def first_episode_alive(done) -> np.ndarray:
+    """[T, num_envs] True up to and including each env's first `done` (a rollout started at reset):
+    the steps of its first episode, before the auto-reset starts the next."""
+    done = np.asarray(done, bool)
+    return np.concatenate([np.ones_like(done[:1]), np.cumsum(done, 0)[:-1] == 0], 0)
+
+
 def episode_metrics(done, success, dist, episode_length: int) -> EpisodeMetrics:
     """From [T, num_envs] arrays of a rollout that started at reset: each env's first episode.
 
@@ -205,8 +212,7 @@ def episode_metrics(done, success, dist, episode_length: int) -> EpisodeMetrics:
     done = np.asarray(done, bool)
     success = np.asarray(success, np.float64)
     dist = np.asarray(dist, np.float64)
-    ended_before = np.concatenate([np.zeros_like(done[:1]), np.cumsum(done, 0)[:-1] > 0], 0)
-    alive = ~ended_before
+    alive = first_episode_alive(done)
     last = np.maximum(alive.sum(0) - 1, 0)
     cols = np.arange(done.shape[1])
     return EpisodeMetrics(

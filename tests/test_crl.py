@@ -174,3 +174,17 @@ def test_reach_is_the_farthest_point_of_each_first_episode():
                   dist=np.zeros((T, n)), extras={})
     r = reach(steps, (1,))
     assert r.mean == pytest.approx(2.0) and r.p95 == pytest.approx(2.9)
+
+
+def test_first_episode_alive_keeps_the_done_step_and_drops_the_next_episode():
+    from distill.rollouts import episode_metrics, first_episode_alive
+
+    done = np.zeros((5, 3), bool)
+    done[1, 0] = True  # env 0 ends at step 1; env 1 at step 3 and again at 4; env 2 never
+    done[3, 1] = done[4, 1] = True
+    np.testing.assert_array_equal(first_episode_alive(done),
+                                  [[1, 1, 1], [1, 1, 1], [0, 1, 1], [0, 1, 1], [0, 0, 1]])
+    success = np.zeros((5, 3))
+    success[2:, 0] = 1.0  # only after env 0's episode ended: not its own
+    m = episode_metrics(done, success, np.ones((5, 3)), 5)
+    assert m.success == 0.0 and m.time_at_goal == 0.0

@@ -52,7 +52,7 @@ def test_a_run_without_a_curriculum_has_no_radius(tmp_path):
 def test_success_by_distance_bins_goals_and_keeps_the_far_edge():
     sample = go2_trial.ReachSample("teacher", reach=np.array([0.2, 1.1, 1.7, 3.0, 2.1]),
                                    goal_distance=np.array([1.0, 1.4, 1.6, 3.0, 2.6]),
-                                   success=np.array([1.0, 0.0, 1.0, 1.0, 0.0]), final_success=np.zeros(5),
+                                   success=np.array([1.0, 0.0, 1.0, 1.0, 0.0]),
                                    progress=np.array([0.1, 0.5, 1.0, 2.0, 1.4]))
     rows = go2_trial.success_by_distance(sample, (1.0, 1.5, 2.0, 3.0))
     assert [(r.episodes, r.success) for r in rows] == [(2, 0.5), (1, 1.0), (2, 0.5)]

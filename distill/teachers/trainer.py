@@ -32,6 +32,7 @@ from distill.rollouts import (
     Steps,
     deterministic,
     evaluate,
+    first_episode_alive,
     first_episode_metrics,
     run_episodes,
 )
@@ -125,9 +126,7 @@ def reach_distances(steps: Steps, goal_indices: tuple[int, ...]) -> np.ndarray:
     """Each env's farthest achieved goal from its first step, over its first episode (a rollout
     started at reset, teacher observations; steps after the first `done` are masked out)."""
     achieved = np.asarray(steps.obs)[..., list(goal_indices)]
-    done = np.asarray(steps.done, bool)
-    alive = np.concatenate([np.ones_like(done[:1]), np.cumsum(done, 0)[:-1] == 0], 0)
-    return (np.linalg.norm(achieved - achieved[:1], axis=-1) * alive).max(0)
+    return (np.linalg.norm(achieved - achieved[:1], axis=-1) * first_episode_alive(steps.done)).max(0)
 
 
 def reach(steps: Steps, goal_indices: tuple[int, ...]) -> Reach:
