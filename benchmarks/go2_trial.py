@@ -203,7 +203,8 @@ def markdown(s: Summary, samples: list[ReachSample]) -> str:
              "| | success | final-step success | reach mean (m) | reach p95 (m) |", "|---|---:|---:|---:|---:|",
              (f"| teacher, latest curve row | {s.last_success:.3f} | {s.last_final_success:.3f} | {s.last_reach_mean:.3f} "
              f"| {s.last_reach_p95:.3f} |"),
-             f"| teacher, best curve row ({s.best_success_env_steps:,} env steps) | {s.best_success:.3f} | | | |",
+             (f"| teacher, best curve row ({s.best_success_env_steps:,} env steps) | {s.best_success:.3f} | | | |"
+              if s.best_success > 0 else "| teacher, best curve row (none succeeded) | 0.000 | | | |"),
              f"| uniform random policy | {s.random_success:.3f} | | {s.random_reach_mean:.3f} | {s.random_reach_p95:.3f} |",
              ""]
     if s.goal_radius is not None:
