@@ -148,8 +148,14 @@ def labels_to_95(points: list[Point], key) -> int | None:
     """The fewest labels at which the seeds' mean time at goal reaches 95% of the teacher's."""
     labels, stats = curves(points)[key]
     teacher = np.mean([p.teacher_time_at_goal for p in points if (p.task, p.preset, p.method) == key])
-    reached = np.nonzero(stats["time_at_goal"][0] >= 0.95 * teacher)[0]
-    return int(labels[reached[0]]) if len(reached) else None
+    first = float(_first_reaching(labels, stats["time_at_goal"][0], 0.95 * teacher))
+    return int(first) if np.isfinite(first) else None
+
+
+def _first_reaching(labels, means: np.ndarray, target: float) -> np.ndarray:
+    """The first label at which each curve in `means` ([..., labels]) reaches `target`; inf if none does."""
+    reached = means >= target
+    return np.where(reached.any(axis=-1), np.asarray(labels, float)[reached.argmax(axis=-1)], np.inf)
 
 
 def labels_to_95_interval(points: list[Point], key, resamples: int = 2000,
@@ -164,8 +170,7 @@ def labels_to_95_interval(points: list[Point], key, resamples: int = 2000,
     target = 0.95 * np.mean([p.teacher_time_at_goal for p in mine])
     rng = np.random.default_rng(seed)
     draws = table[rng.integers(0, len(seeds), (resamples, len(seeds)))].mean(axis=1)  # [resamples, labels]
-    reached = draws >= target
-    first = np.where(reached.any(axis=1), np.asarray(labels, float)[reached.argmax(axis=1)], np.inf)
+    first = _first_reaching(labels, draws, target)
     low, high = np.percentile(first, [2.5, 97.5], method="inverted_cdf")
     return float(low), float(high)
 
