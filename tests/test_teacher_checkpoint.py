@@ -78,3 +78,16 @@ def test_bf16_inference_tracks_float32(saved):
     np.testing.assert_allclose(q16, q32, rtol=0.05, atol=0.05)
     with pytest.raises(DistillError, match="compute_dtype"):
         load_teacher(directory, compute_dtype="float8")
+
+
+def test_rewriting_a_recipe_keeps_its_header_comments_once(saved):
+    directory, arch, actor, critic = saved
+    toml = directory / checkpoint.TOML_NAME
+    toml.write_text("# why this recipe\n#   and how to train it\nname = \"t\"\n# not a header comment\n")
+    for _ in range(2):  # a resumed training writes again: the header is kept, not repeated
+        checkpoint.save_teacher(directory, name="t", env="reacher", arch=arch, actor=actor, critic=critic,
+                                provenance={"source": "test"}, metrics={"success": 0.75})
+    text = toml.read_text()
+    assert text.startswith("# why this recipe\n#   and how to train it\nname = ")
+    assert text.count("# why this recipe") == 1 and "not a header comment" not in text
+    assert load_teacher(directory).manifest.metrics.success == 0.75

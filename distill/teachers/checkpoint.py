@@ -81,8 +81,20 @@ def save_teacher(
         doc["metrics"] = metrics
     if training:
         doc["training"] = training
-    write_text_atomic(directory / TOML_NAME, tomli_w.dumps(doc))
+    write_text_atomic(directory / TOML_NAME, _header_comments(directory / TOML_NAME) + tomli_w.dumps(doc))
     return directory
+
+
+def _header_comments(path: Path) -> str:
+    """The comment block that opens an existing toml: a recipe's reasons survive its training's rewrite."""
+    if not path.is_file():
+        return ""
+    header = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line + "\n")
+    return "".join(header)
 
 
 def read_toml(directory: str | Path) -> dict[str, Any]:
