@@ -46,11 +46,14 @@ def test_a_run_without_a_curriculum_has_no_radius(tmp_path):
     curve, base = _files(tmp_path, ["20,128000,2720,110,0.7,0,0.5,0.6,1,1,0.1,7,0.03,1.2,2.5,,"])
     s = go2_trial.summarise("g", go2_trial.read_curve(curve), go2_trial.read_baseline(base))
     assert s.goal_radius is None and s.ring_success is None and s.ships
+    assert "Curriculum" not in go2_trial.markdown(s, [])
+
+
+def test_a_curve_without_success_names_no_best_row(tmp_path):
     curve, base = _files(tmp_path, ["20,128000,2720,110,0.0,0,0.0,2.2,1,1,0.1,7,0.03,0.1,0.2,,",
                                     "40,256000,5920,220,0.0,0,0.0,2.2,1,1,0.1,7,0.03,0.1,0.2,,"])
     md = go2_trial.markdown(go2_trial.summarise("g", go2_trial.read_curve(curve), go2_trial.read_baseline(base)), [])
     assert "best curve row (none succeeded)" in md and "128,000 env steps" not in md  # no row singled out
-    assert "Curriculum" not in go2_trial.markdown(s, [])
 
 
 def test_success_by_distance_bins_goals_and_keeps_the_far_edge():
